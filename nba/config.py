@@ -1,0 +1,66 @@
+"""All settings of the engine, read from the environment (prefix ``NBA_``).
+
+Every piece of state (Feast registry and stores, MLflow, decision log) lives under
+``NBA_HOME`` so that two workspaces never trample each other.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Engine settings. Each field is read from ``NBA_<FIELD>`` (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_prefix="NBA_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".nba"),
+        description="Workspace directory holding every store of the engine.",
+    )
+    online_store: Literal["sqlite", "redis"] = Field(
+        default="sqlite",
+        description="Feast online store: 'sqlite' (embedded, default) or 'redis'.",
+    )
+    redis_url: str = Field(
+        default="localhost:6379",
+        description="Redis connection string in Feast's form 'host:port[,db=0,password=...]'.",
+    )
+    feature_repo: Path = Field(
+        default=PROJECT_ROOT / "features",
+        description="The Feast repository (feature_store.yaml and definitions).",
+    )
+    duckdb_memory_limit: str = Field(
+        default="6GB",
+        description="Memory cap for the DuckDB engine that validates data and builds profiles.",
+    )
+    duckdb_threads: int = Field(
+        default=0, description="DuckDB worker threads; 0 means one per core."
+    )
+
+    @property
+    def home_dir(self) -> Path:
+        """The workspace as an absolute path (not created here: no I/O in settings)."""
+        return self.home.expanduser().resolve()
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.home_dir / "feast"
+
+    @property
+    def profiles_path(self) -> Path:
+        """Parquet file behind the Feast offline store's customer profile source."""
+        return self.feast_dir / "data" / "customer_profiles.parquet"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests clear the cache with ``get_settings.cache_clear()``."""
+    return Settings()

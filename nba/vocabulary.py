@@ -1,0 +1,31 @@
+"""Closed vocabularies of the data contract, shared by every module."""
+
+from __future__ import annotations
+
+CHANNELS: tuple[str, ...] = ("phone", "chat", "email", "app", "web", "branch", "letter", "other")
+"""Contact channels; any other value in the data is kept as ``other``."""
+
+INTERACTION_TYPES: tuple[str, ...] = (
+    "inquiry",
+    "complaint",
+    "cancellation_request",
+    "billing_question",
+    "payment",
+    "missed_payment",
+    "login",
+    "purchase",
+    "contract_change",
+    "other",
+)
+"""Interaction types; any other value in the data is kept as ``other``."""
+
+FAMILIES: tuple[str, ...] = (
+    "retention_gesture",
+    "installment_offer",
+    "information_request",
+    "product_offer",
+)
+"""Action families of the catalog."""
+
+OUTCOMES: tuple[str, ...] = ("accepted", "declined", "no_response")
+"""Outcomes of a presented action."""

@@ -1,0 +1,1 @@
+"""Pipeline stages of the engine and the ``nba`` command line (one module per stage)."""

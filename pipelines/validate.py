@@ -1,0 +1,30 @@
+"""Stage: check a dataset directory against the data contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nba.contract import TABLES, load_dataset
+
+
+@dataclass
+class ValidationReport:
+    data_dir: Path
+    tables: dict[str, tuple[str, int]]
+    """table -> (file name, rows)"""
+    catalog_source: str
+    n_actions: int
+    notes: list[str] = field(default_factory=list)
+
+
+def validate(data_dir: Path) -> ValidationReport:
+    """Validate ``data_dir``; raises :class:`nba.exceptions.ContractError` on violations."""
+    dataset = load_dataset(data_dir)
+    try:
+        tables = {name: (dataset.files[name].name, dataset.count(name))
+                  for name in TABLES if dataset.has(name)}
+        return ValidationReport(Path(data_dir), tables, dataset.catalog.source,
+                                len(dataset.catalog.actions), dataset.notes)
+    finally:
+        dataset.close()
