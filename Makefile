@@ -8,20 +8,20 @@ STAMP  := $(VENV)/.installed
 export NBA_HOME ?= $(CURDIR)/.nba
 DEMO_DATA ?= $(NBA_HOME)/demo-data
 
-.PHONY: demo test lint typecheck unit venv clean
+.PHONY: demo test lint typecheck unit venv system-deps clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,redis]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/nba demo --out $(DEMO_DATA)
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) system-deps lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -33,6 +33,16 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# Debian packages the tests start for real (a Redis online store). Installed when missing.
+system-deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing redis-server (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else \
+	    echo "redis-server is missing: install it (e.g. sudo apt-get install redis-server)"; exit 1; \
+	  fi; }
 
 clean:
 	rm -rf $(VENV) .nba .pytest_cache .mypy_cache .ruff_cache

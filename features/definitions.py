@@ -34,8 +34,9 @@ customer_profile = FeatureView(
     entities=[customer],
     # Profiles are written for the exact as-of times needed; no expiry (0 = live forever).
     ttl=timedelta(0),
-    schema=[Field(name=f.name, dtype=_TYPES[f.dtype], description=f.description)
-            for f in FEATURES],
+    schema=[
+        Field(name=f.name, dtype=_TYPES[f.dtype], description=f.description) for f in FEATURES
+    ],
     source=profile_source,
     online=True,
     description="Customer profile computed from interactions, contracts and decisions.",

@@ -108,7 +108,7 @@ def parse_expression(source: str, *, where: str = "expression") -> Expression:
 
 def _check(node: ast.AST, text: str, where: str, names: set[str]) -> None:
     if isinstance(node, ast.Constant):
-        if isinstance(node.value, bool) or isinstance(node.value, int | float):
+        if isinstance(node.value, int | float):  # bool is an int subclass
             return
         raise ExpressionError(f"{where}: '{text}': only numbers and true/false are allowed")
     if isinstance(node, ast.Name):

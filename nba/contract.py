@@ -188,20 +188,31 @@ def find_table_files(data_dir: Path) -> tuple[dict[str, Path], list[Violation]]:
     files: dict[str, Path] = {}
     violations: list[Violation] = []
     for spec in TABLES.values():
-        found = [p for p in (data_dir / f"{spec.name}.parquet", data_dir / f"{spec.name}.csv")
-                 if p.is_file()]
+        found = [
+            p
+            for p in (data_dir / f"{spec.name}.parquet", data_dir / f"{spec.name}.csv")
+            if p.is_file()
+        ]
         if len(found) == 2:
             violations.append(
-                Violation(spec.name, f"{spec.name}.parquet", None,
-                          f"both {spec.name}.parquet and {spec.name}.csv exist; keep one")
+                Violation(
+                    spec.name,
+                    f"{spec.name}.parquet",
+                    None,
+                    f"both {spec.name}.parquet and {spec.name}.csv exist; keep one",
+                )
             )
         elif found:
             files[spec.name] = found[0]
         elif spec.required:
             violations.append(
-                Violation(spec.name, f"{spec.name}.parquet", None,
-                          f"required table '{spec.name}' is missing: expected "
-                          f"{spec.name}.parquet or {spec.name}.csv in {data_dir}")
+                Violation(
+                    spec.name,
+                    f"{spec.name}.parquet",
+                    None,
+                    f"required table '{spec.name}' is missing: expected "
+                    f"{spec.name}.parquet or {spec.name}.csv in {data_dir}",
+                )
             )
     return files, violations
 
@@ -297,8 +308,17 @@ def _is_text(t: str) -> bool:
 
 
 def _is_int(t: str) -> bool:
-    return t in {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
-                 "USMALLINT", "UINTEGER", "UBIGINT"}
+    return t in {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+    }
 
 
 def _is_float(t: str) -> bool:
@@ -371,13 +391,22 @@ def _check_table(
         typed = _typed(col, raw_types[col.name])
         q = f'"{col.name}"'
         if typed is None:
-            v(col.name, f"wrong type: expected {_KIND_TEXT[col.kind]}, "
-                        f"the file stores {raw_types[col.name]}")
+            v(
+                col.name,
+                f"wrong type: expected {_KIND_TEXT[col.kind]}, "
+                f"the file stores {raw_types[col.name]}",
+            )
             continue
         shown = f"CAST({q} AS VARCHAR)"
         if typed != q:
-            checks.append((col.name, f"not {_KIND_TEXT[col.kind]}",
-                           f"{q} IS NOT NULL AND ({typed}) IS NULL", shown))
+            checks.append(
+                (
+                    col.name,
+                    f"not {_KIND_TEXT[col.kind]}",
+                    f"{q} IS NOT NULL AND ({typed}) IS NULL",
+                    shown,
+                )
+            )
         if not col.nullable:
             rule = "empty value where the contract allows none"
             cond = f"{q} IS NULL"
@@ -386,13 +415,24 @@ def _check_table(
             checks.append((col.name, rule, cond, "'<empty>'"))
         if col.allowed:
             listed = ", ".join(f"'{a}'" for a in col.allowed)
-            checks.append((col.name, f"value not one of {listed}",
-                           f"{q} IS NOT NULL AND {q} NOT IN ({listed})", shown))
+            checks.append(
+                (
+                    col.name,
+                    f"value not one of {listed}",
+                    f"{q} IS NOT NULL AND {q} NOT IN ({listed})",
+                    shown,
+                )
+            )
         if col.check:
             cond, text = col.check
-            checks.append((col.name, f"value must be {text}",
-                           f"({typed}) IS NOT NULL AND NOT ({cond.format(v=f'({typed})')})",
-                           shown))
+            checks.append(
+                (
+                    col.name,
+                    f"value must be {text}",
+                    f"({typed}) IS NOT NULL AND NOT ({cond.format(v=f'({typed})')})",
+                    shown,
+                )
+            )
         if col.vocabulary:
             listed = ", ".join(f"'{a}'" for a in col.vocabulary)
             row = con.execute(
@@ -400,23 +440,40 @@ def _check_table(
             ).fetchall()[0]
             n_other = int(row[0]) if row else 0
             if n_other:
-                notes.append(f"{file}: column '{col.name}': {n_other} row(s) with a value "
-                             "outside the contract's list are kept as 'other'")
+                notes.append(
+                    f"{file}: column '{col.name}': {n_other} row(s) with a value "
+                    "outside the contract's list are kept as 'other'"
+                )
     if spec.name == "decisions" and "action_id" in raw_types and _is_text(raw_types["action_id"]):
         known = ", ".join(f"'{a}'" for a in catalog.ids)
-        checks.append(("action_id", f"unknown action id (not in {catalog.source})",
-                       f"action_id IS NOT NULL AND action_id NOT IN ({known})",
-                       "CAST(action_id AS VARCHAR)"))
-    if (spec.name == "contracts" and {"start_date", "end_date"} <= set(raw_types)
-            and _typed(spec.column("end_date"), raw_types["end_date"])
-            and _typed(spec.column("start_date"), raw_types["start_date"])):
+        checks.append(
+            (
+                "action_id",
+                f"unknown action id (not in {catalog.source})",
+                f"action_id IS NOT NULL AND action_id NOT IN ({known})",
+                "CAST(action_id AS VARCHAR)",
+            )
+        )
+    if (
+        spec.name == "contracts"
+        and {"start_date", "end_date"} <= set(raw_types)
+        and _typed(spec.column("end_date"), raw_types["end_date"])
+        and _typed(spec.column("start_date"), raw_types["start_date"])
+    ):
         s = _typed(spec.column("start_date"), raw_types["start_date"])
         e = _typed(spec.column("end_date"), raw_types["end_date"])
-        checks.append(("end_date", "end_date is before start_date",
-                       f"({e}) < ({s})", "CAST(end_date AS VARCHAR)"))
+        checks.append(
+            (
+                "end_date",
+                "end_date is before start_date",
+                f"({e}) < ({s})",
+                "CAST(end_date AS VARCHAR)",
+            )
+        )
     if checks:
         counts = con.execute(
-            "SELECT " + ", ".join(f"count(*) FILTER (WHERE {c[2]})" for c in checks)
+            "SELECT "
+            + ", ".join(f"count(*) FILTER (WHERE {c[2]})" for c in checks)
             + f" FROM {view}"
         ).fetchall()[0]
         for (column, rule, cond, shown), n in zip(checks, counts, strict=True):
@@ -439,8 +496,12 @@ def _check_table(
                 f"GROUP BY {k} ORDER BY min(__row) LIMIT {N_EXAMPLES}"
             ).fetchall()
             unit = "line" if file.endswith(".csv") else "row"
-            v(spec.key, "duplicate key", int(row[1]),
-              [f"'{key}' at {unit}s {', '.join(map(str, rows[:5]))}" for key, rows in ex])
+            v(
+                spec.key,
+                "duplicate key",
+                int(row[1]),
+                [f"'{key}' at {unit}s {', '.join(map(str, rows[:5]))}" for key, rows in ex],
+            )
     if spec.name == "customers" and not violations:
         row = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0]
         if not row or not row[0]:
@@ -460,8 +521,10 @@ def _check_references(con: duckdb.DuckDBPyConnection, files: dict[str, Path]) ->
     for name, path in files.items():
         if not TABLES[name].references_customers:
             continue
-        cond = ("customer_id NOT IN (SELECT customer_id FROM raw_customers "
-                "WHERE customer_id IS NOT NULL)")
+        cond = (
+            "customer_id NOT IN (SELECT customer_id FROM raw_customers "
+            "WHERE customer_id IS NOT NULL)"
+        )
         row = con.execute(f"SELECT count(*) FROM raw_{name} WHERE {cond}").fetchall()[0]
         n = int(row[0]) if row else 0
         if n:
@@ -469,9 +532,16 @@ def _check_references(con: duckdb.DuckDBPyConnection, files: dict[str, Path]) ->
                 f"SELECT __row, customer_id FROM raw_{name} WHERE {cond} ORDER BY __row "
                 f"LIMIT {N_EXAMPLES}"
             ).fetchall()
-            out.append(Violation(name, path.name, "customer_id",
-                                 "customer_id not found in customers", n,
-                                 tuple(_example(path.name, r, s) for r, s in ex)))
+            out.append(
+                Violation(
+                    name,
+                    path.name,
+                    "customer_id",
+                    "customer_id not found in customers",
+                    n,
+                    tuple(_example(path.name, r, s) for r, s in ex),
+                )
+            )
     return out
 
 
@@ -482,26 +552,32 @@ def _normalise(
     catalog: Catalog,
 ) -> None:
     """Create the typed tables (empty ones for absent optional tables)."""
-    sql_type = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "int": "BIGINT",
-                "float": "DOUBLE"}
+    sql_type = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "int": "BIGINT", "float": "DOUBLE"}
     for spec in TABLES.values():
         cols = []
         for col in spec.columns:
             raw_type = kinds.get(spec.name, {}).get(col.name)
-            expr = (f"CAST(NULL AS {sql_type[col.kind]})" if raw_type is None
-                    else _typed(col, raw_type))
+            expr = (
+                f"CAST(NULL AS {sql_type[col.kind]})"
+                if raw_type is None
+                else _typed(col, raw_type)
+            )
             if col.vocabulary and raw_type is not None:
                 listed = ", ".join(f"'{a}'" for a in col.vocabulary)
-                expr = f"CASE WHEN {expr} IS NULL THEN NULL WHEN {expr} IN ({listed}) " \
-                       f"THEN {expr} ELSE 'other' END"
+                expr = (
+                    f"CASE WHEN {expr} IS NULL THEN NULL WHEN {expr} IN ({listed}) "
+                    f"THEN {expr} ELSE 'other' END"
+                )
             cols.append(f"{expr} AS {col.name}")
         source = f"raw_{spec.name}" if spec.name in files else "(SELECT 1) WHERE false"
-        con.execute(f"CREATE OR REPLACE TABLE {spec.name} AS SELECT {', '.join(cols)} "
-                    f"FROM {source}")
+        con.execute(
+            f"CREATE OR REPLACE TABLE {spec.name} AS SELECT {', '.join(cols)} FROM {source}"
+        )
         if spec.name in files and files[spec.name].suffix == ".csv":
             con.unregister(f"raw_{spec.name}_arrow")
-    families = pa.table({"action_id": list(catalog.ids),
-                         "family": [a.family for a in catalog.actions]})
+    families = pa.table(
+        {"action_id": list(catalog.ids), "family": [a.family for a in catalog.actions]}
+    )
     con.register("catalog_families", families)
     con.execute(
         "CREATE OR REPLACE TABLE decisions_with_family AS SELECT d.*, f.family "

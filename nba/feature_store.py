@@ -34,8 +34,10 @@ def render_config(settings: Settings | None = None) -> Path:
     s = settings or get_settings()
     template = s.feature_repo / "feature_store.yaml"
     if not template.is_file():
-        raise FeatureStoreError(f"{template}: Feast repository template not found "
-                                "(set NBA_FEATURE_REPO to the project's features/ folder)")
+        raise FeatureStoreError(
+            f"{template}: Feast repository template not found "
+            "(set NBA_FEATURE_REPO to the project's features/ folder)"
+        )
     text = string.Template(template.read_text(encoding="utf-8")).safe_substitute(
         NBA_HOME=str(s.home_dir), NBA_REDIS_URL=s.redis_url
     )
@@ -65,11 +67,18 @@ def apply_repo(settings: Settings | None = None) -> str:
     s = settings or get_settings()
     rendered = render_config(s)
     feast_cli = Path(sys.executable).with_name("feast")
-    cmd = [str(feast_cli) if feast_cli.exists() else "feast", "-c", str(s.feature_repo),
-           "-f", str(rendered), "apply"]
+    cmd = [
+        str(feast_cli) if feast_cli.exists() else "feast",
+        "-c",
+        str(s.feature_repo),
+        "-f",
+        str(rendered),
+        "apply",
+    ]
     try:
-        done = subprocess.run(cmd, env=_feast_env(s), capture_output=True, text=True,
-                              timeout=600, check=False)
+        done = subprocess.run(
+            cmd, env=_feast_env(s), capture_output=True, text=True, timeout=600, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise FeatureStoreError(f"could not run feast apply: {exc}") from exc
     if done.returncode != 0:
@@ -109,8 +118,9 @@ def write_offline(profiles: pa.Table, settings: Settings | None = None) -> Path:
 
 def materialize(store: FeatureStore, as_of: datetime, earliest: datetime) -> None:
     """Feast's own materialisation: each customer's newest offline profile up to ``as_of``."""
-    store.materialize(start_date=earliest - timedelta(seconds=1),
-                      end_date=as_of + timedelta(seconds=1))
+    store.materialize(
+        start_date=earliest - timedelta(seconds=1), end_date=as_of + timedelta(seconds=1)
+    )
 
 
 def push_latest(store: FeatureStore, profiles: pa.Table, as_of: datetime) -> int:

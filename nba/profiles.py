@@ -350,11 +350,7 @@ _INTERACTION_FEATURES = _interaction_features()
 _DECISION_FEATURES = _decision_features()
 
 FEATURES: tuple[ProfileFeature, ...] = tuple(
-    _CUSTOMER_FEATURES
-    + _CONTRACT_FEATURES
-    + _INTERACTION_FEATURES
-    + _DERIVED
-    + _DECISION_FEATURES
+    _CUSTOMER_FEATURES + _CONTRACT_FEATURES + _INTERACTION_FEATURES + _DERIVED + _DECISION_FEATURES
 )
 """Every profile feature, in the column order of the profile table."""
 

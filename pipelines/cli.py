@@ -30,8 +30,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-features_app = typer.Typer(help="Customer profiles in the Feast feature store.",
-                           no_args_is_help=True)
+features_app = typer.Typer(
+    help="Customer profiles in the Feast feature store.", no_args_is_help=True
+)
 app.add_typer(features_app, name="features")
 
 console = Console()
@@ -53,9 +54,15 @@ def _errors() -> Iterator[None]:
 
 @contextmanager
 def _week_progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} weeks"), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} weeks"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=None)
 
         def update(done: int, total: int) -> None:
@@ -70,15 +77,17 @@ def simulate(
     customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 25_000,
     months: Annotated[int, typer.Option(min=2, help="Months of history.")] = 12,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 42,
-    holdout_weeks: Annotated[int, typer.Option(
-        help="Final weeks written as held-out contacts (no decisions).")] = 4,
+    holdout_weeks: Annotated[
+        int, typer.Option(help="Final weeks written as held-out contacts (no decisions).")
+    ] = 4,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
 ) -> None:
     """Write a synthetic customer world in the data contract's format."""
     if fmt not in ("parquet", "csv"):
         _fail(ValueError(f"--format must be 'parquet' or 'csv', got '{fmt}'"))
-    config = SimulationConfig(customers=customers, months=months, seed=seed,
-                              holdout_weeks=holdout_weeks)
+    config = SimulationConfig(
+        customers=customers, months=months, seed=seed, holdout_weeks=holdout_weeks
+    )
     with _errors(), _week_progress("simulating") as progress:
         started = time.perf_counter()
         summary = run_simulation(config, out, fmt=_format(fmt), progress=progress)
@@ -102,8 +111,9 @@ def validate_cmd(
 @features_app.command("build")
 def features_build(
     data: Annotated[Path, typer.Option(help="Dataset directory.")],
-    register: Annotated[bool, typer.Option(
-        help="Also run feast apply and load the online store.")] = True,
+    register: Annotated[
+        bool, typer.Option(help="Also run feast apply and load the online store.")
+    ] = True,
 ) -> None:
     """Compute point-in-time profiles, write the offline store, apply and load online."""
     with _errors():
@@ -119,7 +129,8 @@ def _build_with_status(data: Path, register: bool) -> FeatureBuildReport:
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo dataset is written.")] = Path(
-        ".nba/demo-data"),
+        ".nba/demo-data"
+    ),
     customers: Annotated[int, typer.Option(min=1)] = 25_000,
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:

@@ -22,9 +22,17 @@ def validate(data_dir: Path) -> ValidationReport:
     """Validate ``data_dir``; raises :class:`nba.exceptions.ContractError` on violations."""
     dataset = load_dataset(data_dir)
     try:
-        tables = {name: (dataset.files[name].name, dataset.count(name))
-                  for name in TABLES if dataset.has(name)}
-        return ValidationReport(Path(data_dir), tables, dataset.catalog.source,
-                                len(dataset.catalog.actions), dataset.notes)
+        tables = {
+            name: (dataset.files[name].name, dataset.count(name))
+            for name in TABLES
+            if dataset.has(name)
+        }
+        return ValidationReport(
+            Path(data_dir),
+            tables,
+            dataset.catalog.source,
+            len(dataset.catalog.actions),
+            dataset.notes,
+        )
     finally:
         dataset.close()

@@ -26,7 +26,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -53,8 +53,13 @@ FEES: dict[str, float] = {
 }
 REGIONS = ("north", "south", "east", "west", "capital")
 AGENT_CHANNELS = ("phone", "chat", "branch")
-SERVICE_TYPES = ("inquiry", "complaint", "cancellation_request", "billing_question",
-                 "contract_change")
+SERVICE_TYPES = (
+    "inquiry",
+    "complaint",
+    "cancellation_request",
+    "billing_question",
+    "contract_change",
+)
 SERVICE_CHANNELS = ("phone", "chat", "email", "app", "web", "branch", "letter")
 WEEK = 7 * 86400.0
 DAY = 86400.0
@@ -144,8 +149,10 @@ def simulate_world(
     catalog = catalog or load_catalog()
     for a in catalog.actions:
         if a.product is not None and a.product not in PRODUCTS:
-            raise NBAError(f"action '{a.id}' sells '{a.product}', which the simulator does "
-                           f"not know (products: {', '.join(PRODUCTS)})")
+            raise NBAError(
+                f"action '{a.id}' sells '{a.product}', which the simulator does "
+                f"not know (products: {', '.join(PRODUCTS)})"
+            )
     rng = np.random.default_rng(config.seed)
     n, n_weeks = config.customers, config.weeks
     train_weeks = n_weeks - config.holdout_weeks
@@ -270,29 +277,47 @@ def simulate_world(
         is_pay = (ev_type == "payment") | (ev_type == "missed_payment")
         u = rng.random(int(is_pay.sum()))
         gp = g[is_pay]
-        ev_channel[is_pay] = np.where(u < 0.5 * gp, "app", np.where(u < 0.8 * gp, "web",
-                                                                      "letter"))
+        ev_channel[is_pay] = np.where(u < 0.5 * gp, "app", np.where(u < 0.8 * gp, "web", "letter"))
         is_buy = ev_type == "purchase"
         ev_channel[is_buy] = np.array(["web", "app", "branch"], dtype=object)[
-            _choice_by_weights(rng, np.stack([0.4 * g[is_buy], 0.4 * g[is_buy],
-                                              1.0 - 0.8 * g[is_buy]], axis=1))]
+            _choice_by_weights(
+                rng, np.stack([0.4 * g[is_buy], 0.4 * g[is_buy], 1.0 - 0.8 * g[is_buy]], axis=1)
+            )
+        ]
         is_svc = ~(is_login | is_pay | is_buy)
         gs = g[is_svc]
-        svc_w = np.stack([0.45 - 0.25 * gs, 0.05 + 0.25 * gs, np.full_like(gs, 0.1),
-                          0.1 * gs, 0.05 * gs, 0.15 - 0.1 * gs, 0.05 - 0.05 * gs + 1e-6], axis=1)
+        svc_w = np.stack(
+            [
+                0.45 - 0.25 * gs,
+                0.05 + 0.25 * gs,
+                np.full_like(gs, 0.1),
+                0.1 * gs,
+                0.05 * gs,
+                0.15 - 0.1 * gs,
+                0.05 - 0.05 * gs + 1e-6,
+            ],
+            axis=1,
+        )
         ev_channel[is_svc] = np.array(SERVICE_CHANNELS, dtype=object)[
-            _choice_by_weights(rng, svc_w)]
+            _choice_by_weights(rng, svc_w)
+        ]
         ev_amount = np.full(m_ev, np.nan)
         ev_amount[is_pay] = monthly_fees[ev_c[is_pay]]
         ev_amount[is_buy] = np.round(rng.lognormal(4.0, 0.8, int(is_buy.sum())), 2)
         human = is_svc & np.isin(ev_channel, ("phone", "chat", "email", "branch", "letter"))
         known = human & (rng.random(m_ev) < 0.6)
-        mood = (0.45 - 1.2 * dissat[ev_c] - 0.3 * stress[ev_c]
-                - 0.3 * (ev_type == "complaint") - 0.3 * (ev_type == "cancellation_request"))
+        mood = (
+            0.45
+            - 1.2 * dissat[ev_c]
+            - 0.3 * stress[ev_c]
+            - 0.3 * (ev_type == "complaint")
+            - 0.3 * (ev_type == "cancellation_request")
+        )
         sent = np.clip(mood + rng.normal(0.0, 0.25, m_ev), -1.0, 1.0)
         ev_sent = np.where(known, np.round(sent, 3), np.nan)
-        interactions.add(c=ev_c, t=ev_t, channel=ev_channel, type=ev_type, amount=ev_amount,
-                         sentiment=ev_sent)
+        interactions.add(
+            c=ev_c, t=ev_t, channel=ev_channel, type=ev_type, amount=ev_amount, sentiment=ev_sent
+        )
 
         # Agent contacts: a decision (training weeks) or a held-out contact.
         is_contact = is_svc & np.isin(ev_channel, AGENT_CHANNELS)
@@ -308,8 +333,15 @@ def simulate_world(
                 elig[:, j] &= email_unknown
             if act_product[j] >= 0:
                 elig[:, j] &= ~holds[kc, act_product[j]]
-        state = ContactState(stress[kc], dissat[kc], digital[kc], need[kc], PRODUCTS,
-                             kreason.astype(str), kch.astype(str))
+        state = ContactState(
+            stress[kc],
+            dissat[kc],
+            digital[kc],
+            need[kc],
+            PRODUCTS,
+            kreason.astype(str),
+            kch.astype(str),
+        )
         p_true = acceptance_probability(state, catalog)
         retained = np.zeros(n, dtype=bool)
         if w >= train_weeks:
@@ -318,8 +350,9 @@ def simulate_world(
         else:
             n_elig = elig.sum(axis=1)
             ok = n_elig > 0
-            kc, kt, kch, elig, p_true, n_elig = (x[ok] for x in (kc, kt, kch, elig, p_true,
-                                                                   n_elig))
+            kc, kt, kch, elig, p_true, n_elig = (
+                x[ok] for x in (kc, kt, kch, elig, p_true, n_elig)
+            )
             m = kc.shape[0]
             r = np.floor(rng.random(m) * n_elig)
             uniform_pick = np.argmax(np.cumsum(elig, axis=1) > r[:, None], axis=1)
@@ -336,8 +369,15 @@ def simulate_world(
             u = rng.random(m)
             accepted = u < p
             declined = ~accepted & (rng.random(m) < 0.65)
-            decisions.add(c=kc, t=kt, channel=kch, action=choice, accepted=accepted,
-                          declined=declined, propensity=propensity)
+            decisions.add(
+                c=kc,
+                t=kt,
+                channel=kch,
+                action=choice,
+                accepted=accepted,
+                declined=declined,
+                propensity=propensity,
+            )
             # Feedback into the world.
             fam = families[choice]
             acc = accepted
@@ -364,8 +404,9 @@ def simulate_world(
         # is the strongest signal.
         asked = np.zeros(n, dtype=bool)
         asked[ev_c[ev_type == "cancellation_request"]] = True
-        hazard = (0.0008 + 0.05 * np.clip(dissat - 0.45, 0.0, 1.0) ** 1.2
-                  + 0.12 * (asked & ~retained))
+        hazard = (
+            0.0008 + 0.05 * np.clip(dissat - 0.45, 0.0, 1.0) ** 1.2 + 0.12 * (asked & ~retained)
+        )
         churn = active & (rng.random(n) < hazard)
         churn_idx = np.flatnonzero(churn)
         when = np.round(t0 + rng.random(churn_idx.shape[0]) * WEEK)
@@ -378,11 +419,13 @@ def simulate_world(
         progress(n_weeks, n_weeks)
     # Contracts still open at the end have no end date.
     rows, cols = np.nonzero(holds)
-    contract_rows.add(c=rows, p=cols, start=start_time[rows, cols],
-                      end=np.full(rows.shape[0], np.nan))
+    contract_rows.add(
+        c=rows, p=cols, start=start_time[rows, cols], end=np.full(rows.shape[0], np.nan)
+    )
 
-    revenue = np.where(alive, np.round((holds * fees).sum(axis=1)
-                                       * rng.uniform(0.9, 1.3, n), 2), 0.0)
+    revenue = np.where(
+        alive, np.round((holds * fees).sum(axis=1) * rng.uniform(0.9, 1.3, n), 2), 0.0
+    )
     return _assemble(config, catalog, locals())
 
 
@@ -393,49 +436,61 @@ def _ts(seconds: np.ndarray, start: np.datetime64) -> pa.Array:
     return pa.array(vals.astype("datetime64[us]"), mask=mask).cast(pa.timestamp("us", tz="UTC"))
 
 
-def _assemble(config: SimulationConfig, catalog: Catalog, v: dict) -> World:  # type: ignore[type-arg]
+def _assemble(config: SimulationConfig, catalog: Catalog, v: dict[str, Any]) -> World:
+    """Turn the simulation's arrays (``v``: the local state of :func:`simulate_world`, by
+    name) into the contract's tables, sorted and typed, plus the truth tables."""
     n = config.customers
     start = np.datetime64(config.start, "s")
     width = max(6, len(str(n)))
     cust_ids = np.array([f"C{i:0{width}d}" for i in range(n)], dtype=object)
     action_ids = np.array(catalog.ids, dtype=object)
 
-    customers = pa.table({
-        "customer_id": pa.array(cust_ids, pa.string()),
-        "signup_date": _ts(v["signup"], start),
-        "birth_year": pa.array(v["birth_year"], mask=v["birth_null"], type=pa.int64()),
-        "region": pa.array(np.array(REGIONS, dtype=object)[v["region"]], mask=v["region_null"],
-                           type=pa.string()),
-        "segment": pa.array(np.where(v["is_business"], "business", "private"), pa.string()),
-        "email_since": _ts(v["email_since"], start),
-        "monthly_revenue": pa.array(v["revenue"], pa.float64()),
-    })
+    customers = pa.table(
+        {
+            "customer_id": pa.array(cust_ids, pa.string()),
+            "signup_date": _ts(v["signup"], start),
+            "birth_year": pa.array(v["birth_year"], mask=v["birth_null"], type=pa.int64()),
+            "region": pa.array(
+                np.array(REGIONS, dtype=object)[v["region"]],
+                mask=v["region_null"],
+                type=pa.string(),
+            ),
+            "segment": pa.array(np.where(v["is_business"], "business", "private"), pa.string()),
+            "email_since": _ts(v["email_since"], start),
+            "monthly_revenue": pa.array(v["revenue"], pa.float64()),
+        }
+    )
 
     cr: _Log = v["contract_rows"]
     c_c, c_p = cr.get("c", "int64").astype(int), cr.get("p", "int64").astype(int)
     c_start, c_end = cr.get("start", "float64"), cr.get("end", "float64")
     order = np.lexsort((c_p, c_start, c_c))
     fees = np.array([FEES[p] for p in PRODUCTS])
-    contracts = pa.table({
-        "customer_id": pa.array(cust_ids[c_c[order]], pa.string()),
-        "product": pa.array(np.array(PRODUCTS, dtype=object)[c_p[order]], pa.string()),
-        "start_date": _ts(c_start[order], start),
-        "end_date": _ts(c_end[order], start),
-        "monthly_fee": pa.array(fees[c_p[order]], pa.float64()),
-    })
+    contracts = pa.table(
+        {
+            "customer_id": pa.array(cust_ids[c_c[order]], pa.string()),
+            "product": pa.array(np.array(PRODUCTS, dtype=object)[c_p[order]], pa.string()),
+            "start_date": _ts(c_start[order], start),
+            "end_date": _ts(c_end[order], start),
+            "monthly_fee": pa.array(fees[c_p[order]], pa.float64()),
+        }
+    )
 
     it: _Log = v["interactions"]
     i_c, i_t = it.get("c", "int64").astype(int), it.get("t", "float64")
     order = np.lexsort((it.get("type", object), i_t, i_c))
-    interactions = pa.table({
-        "customer_id": pa.array(cust_ids[i_c[order]], pa.string()),
-        "timestamp": _ts(i_t[order], start),
-        "channel": pa.array(it.get("channel", object)[order], pa.string()),
-        "type": pa.array(it.get("type", object)[order], pa.string()),
-        "amount": pa.array(it.get("amount", "float64")[order], pa.float64(), from_pandas=True),
-        "sentiment": pa.array(it.get("sentiment", "float64")[order], pa.float64(),
-                              from_pandas=True),
-    })
+    interactions = pa.table(
+        {
+            "customer_id": pa.array(cust_ids[i_c[order]], pa.string()),
+            "timestamp": _ts(i_t[order], start),
+            "channel": pa.array(it.get("channel", object)[order], pa.string()),
+            "type": pa.array(it.get("type", object)[order], pa.string()),
+            "amount": pa.array(it.get("amount", "float64")[order], pa.float64(), from_pandas=True),
+            "sentiment": pa.array(
+                it.get("sentiment", "float64")[order], pa.float64(), from_pandas=True
+            ),
+        }
+    )
 
     dl: _Log = v["decisions"]
     d_c, d_t = dl.get("c", "int64").astype(int), dl.get("t", "float64")
@@ -443,29 +498,34 @@ def _assemble(config: SimulationConfig, catalog: Catalog, v: dict) -> World:  # 
     acc, dec = dl.get("accepted", bool), dl.get("declined", bool)
     net = _value_vector(catalog, v["revenue"][d_c])[np.arange(d_c.shape[0]), d_a]
     nd = d_c.shape[0]
-    decisions = pa.table({
-        "decision_id": pa.array([f"D{i:08d}" for i in range(nd)], pa.string()),
-        "customer_id": pa.array(cust_ids[d_c], pa.string()),
-        "timestamp": _ts(d_t, start),
-        "channel": pa.array(dl.get("channel", object), pa.string()),
-        "action_id": pa.array(action_ids[d_a], pa.string()),
-        "outcome": pa.array(np.where(acc, "accepted", np.where(dec, "declined",
-                                                                "no_response")), pa.string()),
-        "propensity": pa.array(np.round(dl.get("propensity", "float64"), 6), pa.float64()),
-        "value": pa.array(np.where(acc, np.round(net, 2), 0.0), pa.float64()),
-    })
+    decisions = pa.table(
+        {
+            "decision_id": pa.array([f"D{i:08d}" for i in range(nd)], pa.string()),
+            "customer_id": pa.array(cust_ids[d_c], pa.string()),
+            "timestamp": _ts(d_t, start),
+            "channel": pa.array(dl.get("channel", object), pa.string()),
+            "action_id": pa.array(action_ids[d_a], pa.string()),
+            "outcome": pa.array(
+                np.where(acc, "accepted", np.where(dec, "declined", "no_response")), pa.string()
+            ),
+            "propensity": pa.array(np.round(dl.get("propensity", "float64"), 6), pa.float64()),
+            "value": pa.array(np.where(acc, np.round(net, 2), 0.0), pa.float64()),
+        }
+    )
 
     ct: _Log = v["contacts"]
     k_c, k_t = ct.get("c", "int64").astype(int), ct.get("t", "float64")
     nk = k_c.shape[0]
     contact_ids = np.array([f"K{i:07d}" for i in range(nk)], dtype=object)
-    contacts = pa.table({
-        "contact_id": pa.array(contact_ids, pa.string()),
-        "customer_id": pa.array(cust_ids[k_c], pa.string()),
-        "timestamp": _ts(k_t, start),
-        "channel": pa.array(ct.get("channel", object), pa.string()),
-        "reason": pa.array(ct.get("reason", object), pa.string()),
-    })
+    contacts = pa.table(
+        {
+            "contact_id": pa.array(contact_ids, pa.string()),
+            "customer_id": pa.array(cust_ids[k_c], pa.string()),
+            "timestamp": _ts(k_t, start),
+            "channel": pa.array(ct.get("channel", object), pa.string()),
+            "reason": pa.array(ct.get("reason", object), pa.string()),
+        }
+    )
 
     tr: _Log = v["truth"]
     n_act = len(catalog.actions)
@@ -473,25 +533,29 @@ def _assemble(config: SimulationConfig, catalog: Catalog, v: dict) -> World:  # 
     elig = tr.get("elig", bool).reshape(nk, n_act)
     net_k = _value_vector(catalog, v["revenue"][k_c])
     gross = net_k + np.array([a.cost for a in catalog.actions])
-    expected = pa.table({
-        "contact_id": pa.array(np.repeat(contact_ids, n_act), pa.string()),
-        "action_id": pa.array(np.tile(action_ids, nk), pa.string()),
-        "family": pa.array(np.tile([a.family for a in catalog.actions], nk), pa.string()),
-        "eligible": pa.array(elig.ravel(), pa.bool_()),
-        "p_accept": pa.array(p.ravel(), pa.float64()),
-        "value": pa.array(gross.ravel(), pa.float64()),
-        "cost": pa.array(np.tile([a.cost for a in catalog.actions], nk), pa.float64()),
-        "expected_net_value": pa.array((p * net_k).ravel(), pa.float64()),
-    })
+    expected = pa.table(
+        {
+            "contact_id": pa.array(np.repeat(contact_ids, n_act), pa.string()),
+            "action_id": pa.array(np.tile(action_ids, nk), pa.string()),
+            "family": pa.array(np.tile([a.family for a in catalog.actions], nk), pa.string()),
+            "eligible": pa.array(elig.ravel(), pa.bool_()),
+            "p_accept": pa.array(p.ravel(), pa.float64()),
+            "value": pa.array(gross.ravel(), pa.float64()),
+            "cost": pa.array(np.tile([a.cost for a in catalog.actions], nk), pa.float64()),
+            "expected_net_value": pa.array((p * net_k).ravel(), pa.float64()),
+        }
+    )
     need = v["need"]
-    latent = pa.table({
-        "customer_id": pa.array(cust_ids, pa.string()),
-        "base_stress": v["base_stress"],
-        "base_dissatisfaction": v["base_dissat"],
-        "digital_affinity": v["digital"],
-        **{f"need_{p}": need[:, i] for i, p in enumerate(PRODUCTS)},
-        "churned_at": _ts(v["churn_time"], start),
-    })
+    latent = pa.table(
+        {
+            "customer_id": pa.array(cust_ids, pa.string()),
+            "base_stress": v["base_stress"],
+            "base_dissatisfaction": v["base_dissat"],
+            "digital_affinity": v["digital"],
+            **{f"need_{p}": need[:, i] for i, p in enumerate(PRODUCTS)},
+            "churned_at": _ts(v["churn_time"], start),
+        }
+    )
     summary: dict[str, int | float] = {
         "customers": n,
         "weeks": config.weeks,
@@ -503,15 +567,25 @@ def _assemble(config: SimulationConfig, catalog: Catalog, v: dict) -> World:  # 
         "churned": int((~v["alive"]).sum()),
     }
     return World(
-        tables={"customers": customers, "contracts": contracts, "interactions": interactions,
-                "decisions": decisions, "contacts": contacts},
+        tables={
+            "customers": customers,
+            "contracts": contracts,
+            "interactions": interactions,
+            "decisions": decisions,
+            "contacts": contacts,
+        },
         truth={"expected_value": expected, "latent": latent},
         summary=summary,
     )
 
 
-def write_world(world: World, out: Path, config: SimulationConfig, catalog_source: str,
-                fmt: Literal["parquet", "csv"] = "parquet") -> list[Path]:
+def write_world(
+    world: World,
+    out: Path,
+    config: SimulationConfig,
+    catalog_source: str,
+    fmt: Literal["parquet", "csv"] = "parquet",
+) -> list[Path]:
     """Write the tables, the catalog used and ``truth/`` to ``out``; returns the files."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "truth").mkdir(exist_ok=True)
@@ -531,8 +605,11 @@ def write_world(world: World, out: Path, config: SimulationConfig, catalog_sourc
         written.append(path)
     (out / "actions.yaml").write_text(Path(catalog_source).read_text(encoding="utf-8"))
     written.append(out / "actions.yaml")
-    meta = {"config": asdict(config), "summary": world.summary,
-            "note": "truth/ is the simulator's ground truth; the engine never reads it."}
+    meta = {
+        "config": asdict(config),
+        "summary": world.summary,
+        "note": "truth/ is the simulator's ground truth; the engine never reads it.",
+    }
     path = out / "truth" / "simulation.json"
     path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     written.append(path)

@@ -1,0 +1,70 @@
+"""The ``nba`` command line: exit codes and messages a script or a person can rely on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+runner = CliRunner()
+
+
+def test_validate_accepts_a_valid_dataset(tiny_dataset: Path) -> None:
+    result = runner.invoke(app, ["validate", str(tiny_dataset)])
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.stdout
+    assert "interactions.csv" in result.stdout
+    assert "kept as 'other'" in result.stdout  # the note about 'pigeon' / 'teleport'
+
+
+def test_validate_rejects_bad_data_with_exit_2_and_names_the_problem(tiny_dataset: Path) -> None:
+    path = tiny_dataset / "decisions.csv"
+    path.write_text(path.read_text().replace("declined,0.25", "declined,2"))
+    result = runner.invoke(app, ["validate", str(tiny_dataset)])
+    assert result.exit_code == 2
+    assert "decisions.csv: column 'propensity': value must be in (0, 1]" in result.stderr
+    assert "line 2: '2'" in result.stderr
+
+
+def test_simulate_then_validate(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--out",
+            str(out),
+            "--customers",
+            "300",
+            "--months",
+            "3",
+            "--holdout-weeks",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "customers.parquet").is_file() and (out / "truth").is_dir()
+    assert runner.invoke(app, ["validate", str(out)]).exit_code == 0
+
+
+def test_simulate_refuses_unknown_format(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["simulate", "--out", str(tmp_path), "--format", "xml"])
+    assert result.exit_code == 2
+    assert "--format must be 'parquet' or 'csv'" in result.stderr
+
+
+def test_features_build_on_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["features", "build", "--data", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "dataset directory does not exist" in result.stderr
+
+
+def test_features_build_offline_only(tiny_dataset: Path, nba_home: Path) -> None:
+    result = runner.invoke(
+        app, ["features", "build", "--data", str(tiny_dataset), "--no-register"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (nba_home / "feast" / "data" / "customer_profiles.parquet").is_file()
+    assert "features per profile" in result.stdout

@@ -1,0 +1,93 @@
+"""The action catalog: the default is valid; broken catalogs get precise errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from nba.catalog import load_catalog, parse_catalog, parse_expression
+from nba.exceptions import CatalogError, ExpressionError
+from nba.vocabulary import FAMILIES
+
+
+def test_default_catalog_has_every_family_and_enough_actions() -> None:
+    catalog = load_catalog()
+    assert len(catalog.actions) >= 8
+    assert {a.family for a in catalog.actions} == set(FAMILIES)
+    assert all(a.product for a in catalog.actions if a.family == "product_offer")
+
+
+def _one(**overrides: Any) -> dict[str, Any]:
+    action = {
+        "id": "a1",
+        "family": "product_offer",
+        "name": "A",
+        "value": 10,
+        "product": "tv_stream",
+    }
+    action.update(overrides)
+    return {"actions": [action]}
+
+
+BROKEN: list[tuple[str, Any, str]] = [
+    ("not a list", {"actions": "x"}, "expected a mapping with a list under 'actions'"),
+    ("unknown family", _one(family="upsell"), "key 'family': unknown family 'upsell'"),
+    ("bad id", _one(id="Bad-Id"), "key 'id': 'Bad-Id' must match"),
+    ("missing name", _one(name=None), "key 'name' is required"),
+    ("unknown key", _one(colour="red"), "unknown key(s) ['colour']"),
+    ("product offer without product", _one(product=None), "a product_offer must name"),
+    ("negative cost", _one(cost=-5), "key 'cost': -5 is below the minimum 0"),
+    ("unknown channel", _one(channels=["fax"]), "unknown channel(s) ['fax']"),
+    ("bad expression", _one(eligibility="n_complaint_30d >"), "cannot parse"),
+    (
+        "unknown feature",
+        _one(eligibility="n_complaints_30d > 1"),
+        "unknown feature 'n_complaints_30d' (did you mean 'n_complaint_30d'?)",
+    ),
+    ("function call not allowed", _one(value="__import__('os')"), "'Call' is not allowed"),
+    ("attribute not allowed", _one(value="monthly_revenue.real"), "'Attribute' is not allowed"),
+    (
+        "negative window",
+        _one(contact_policy={"max_offers": 1, "window_days": -30}),
+        "key 'contact_policy.window_days': -30 must be positive",
+    ),
+    (
+        "half a limit",
+        _one(contact_policy={"max_offers": 1}),
+        "max_offers and window_days go together",
+    ),
+    (
+        "duplicate id",
+        {"actions": [_one()["actions"][0], _one()["actions"][0]]},
+        "duplicate id 'a1'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"), [(b[1], b[2]) for b in BROKEN], ids=[b[0] for b in BROKEN]
+)
+def test_broken_catalog_is_rejected(raw: Any, message: str) -> None:
+    with pytest.raises(CatalogError) as info:
+        parse_catalog(raw, source="my/actions.yaml")
+    assert message in str(info.value)
+    assert str(info.value).startswith("my/actions.yaml")
+
+
+def test_expressions_evaluate_vectorised_and_null_compares_false() -> None:
+    feats = {
+        "n_complaint_30d": np.array([0.0, 2.0, np.nan]),
+        "monthly_revenue": np.array([10.0, 20.0, 30.0]),
+    }
+    cond = parse_expression("n_complaint_30d >= 1 and not monthly_revenue > 25")
+    assert cond.evaluate(feats, 3).tolist() == [False, True, False]
+    value = parse_expression("max(6 * monthly_revenue, 100) - abs(-1)")
+    assert value.evaluate(feats, 3).tolist() == [99.0, 119.0, 179.0]
+    assert parse_expression("true").evaluate(feats, 3).tolist() == [True, True, True]
+
+
+def test_expression_error_is_a_catalog_error() -> None:
+    with pytest.raises(ExpressionError, match="only numbers and true/false"):
+        parse_expression("'text' == 1")
