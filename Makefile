@@ -6,7 +6,6 @@ STAMP  := $(VENV)/.installed
 
 # Where the demo keeps all of its state (Feast registry and stores, MLflow, decision log).
 export NBA_HOME ?= $(CURDIR)/.nba
-DEMO_DATA ?= $(NBA_HOME)/demo-data
 
 .PHONY: demo test lint typecheck unit venv system-deps clean
 
@@ -19,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/nba demo --out $(DEMO_DATA)
+	$(BIN)/nba demo
 
 test: $(STAMP) system-deps lint typecheck
 	$(BIN)/python -m pytest

@@ -128,14 +128,16 @@ def _build_with_status(data: Path, register: bool) -> FeatureBuildReport:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Where the demo dataset is written.")] = Path(
-        ".nba/demo-data"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where the demo dataset goes [default: NBA_HOME/demo-data]."),
+    ] = None,
     customers: Annotated[int, typer.Option(min=1)] = 25_000,
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
     """The main job end to end on the embedded default: simulate, validate, build features."""
     settings = get_settings()
+    out = out or settings.home_dir / "demo-data"
     console.rule("[bold]NBA engine demo")
     console.print(f"workspace (NBA_HOME): {settings.home_dir}")
     started = time.perf_counter()

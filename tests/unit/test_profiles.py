@@ -138,7 +138,7 @@ def _write(
     rows = ["customer_id,timestamp,channel,type,amount,sentiment"]
     for offset, sign in [(e, -1) for e in before] + [(e, +1) for e in after]:
         d, typ, ch, sent, amount = offset
-        when = T + sign * timedelta(days=d) if sign < 0 else T + timedelta(days=d)
+        when = T + sign * timedelta(days=d)
         rows.append(
             f"A,{when.isoformat()}Z,{ch},{typ},{'' if amount is None else amount},"
             f"{'' if sent is None else sent}"
