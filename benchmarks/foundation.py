@@ -38,9 +38,14 @@ def step_simulate(customers: int, out: str) -> dict[str, Any]:
     simulated = time.perf_counter() - t
     write_world(world, Path(out), config, catalog.source)
     total = time.perf_counter() - t
-    return {"customers": customers, "interactions": world.summary["interactions"],
-            "decisions": world.summary["decisions"], "simulate_s": round(simulated, 2),
-            "simulate_and_write_s": round(total, 2), "peak_mb": round(_peak_mb())}
+    return {
+        "customers": customers,
+        "interactions": world.summary["interactions"],
+        "decisions": world.summary["decisions"],
+        "simulate_s": round(simulated, 2),
+        "simulate_and_write_s": round(total, 2),
+        "peak_mb": round(_peak_mb()),
+    }
 
 
 def step_build(data: str) -> dict[str, Any]:
@@ -64,9 +69,14 @@ def step_build(data: str) -> dict[str, Any]:
     ds.close()
     write_offline(profiles)
     total = time.perf_counter() - t
-    return {"customers": profiles.num_rows, "events": n_events,
-            "load_validate_s": round(loaded, 2), "profiles_s": round(computed - loaded, 2),
-            "total_s": round(total, 2), "peak_mb": round(_peak_mb())}
+    return {
+        "customers": profiles.num_rows,
+        "events": n_events,
+        "load_validate_s": round(loaded, 2),
+        "profiles_s": round(computed - loaded, 2),
+        "total_s": round(total, 2),
+        "peak_mb": round(_peak_mb()),
+    }
 
 
 def step_floor(data: str) -> dict[str, Any]:
@@ -79,8 +89,11 @@ def step_floor(data: str) -> dict[str, Any]:
         f"SELECT count(*) FROM (SELECT customer_id, type, count(*) AS n "
         f"FROM read_parquet('{path}') GROUP BY customer_id, type)"
     ).fetchall()
-    return {"groups": rows[0][0], "floor_s": round(time.perf_counter() - t, 2),
-            "peak_mb": round(_peak_mb())}
+    return {
+        "groups": rows[0][0],
+        "floor_s": round(time.perf_counter() - t, 2),
+        "peak_mb": round(_peak_mb()),
+    }
 
 
 STEPS = {"simulate": step_simulate, "build": step_build, "floor": step_floor}
@@ -88,11 +101,14 @@ STEPS = {"simulate": step_simulate, "build": step_build, "floor": step_floor}
 
 def _child(step: str, *args: Any) -> dict[str, Any]:
     env = dict(os.environ)
-    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent.parent)!r}); "
-            f"from benchmarks.foundation import STEPS; "
-            f"print(json.dumps(STEPS[{step!r}](*{list(args)!r})))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, check=False)
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent.parent)!r}); "
+        f"from benchmarks.foundation import STEPS; "
+        f"print(json.dumps(STEPS[{step!r}](*{list(args)!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
     if done.returncode != 0:
         raise SystemExit(f"step {step} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -108,29 +124,46 @@ def main() -> None:
     big_n = max(1000, int(1_000_000 * args.scale))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nba-bench-"))
     os.environ.setdefault("NBA_HOME", str(work / "home"))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; workdir {work}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; workdir {work}"
+    )
 
     sim = _child("simulate", sim_n, str(work / "sim"))
-    print(f"simulate {sim['customers']:,} customers x 12 months: {sim['simulate_s']} s "
-          f"({sim['simulate_and_write_s']} s with writing; {sim['interactions']:,} events, "
-          f"{sim['decisions']:,} decisions; peak {sim['peak_mb']:,} MB)  target <= 60 s")
+    print(
+        f"simulate {sim['customers']:,} customers x 12 months: {sim['simulate_s']} s "
+        f"({sim['simulate_and_write_s']} s with writing; {sim['interactions']:,} events, "
+        f"{sim['decisions']:,} decisions; peak {sim['peak_mb']:,} MB)  target <= 60 s"
+    )
 
     big = _child("simulate", big_n, str(work / "big"))
-    print(f"generated {big['customers']:,} customers, {big['interactions']:,} events "
-          f"for the build ({big['simulate_and_write_s']} s)")
+    print(
+        f"generated {big['customers']:,} customers, {big['interactions']:,} events "
+        f"for the build ({big['simulate_and_write_s']} s)"
+    )
     build = _child("build", str(work / "big"))
     floor = _child("floor", str(work / "big"))
     ratio = build["total_s"] / max(floor["floor_s"], 1e-9)
-    print(f"profile build, {build['customers']:,} customers from {build['events']:,} events: "
-          f"{build['total_s']} s (load+validate {build['load_validate_s']} s, profiles "
-          f"{build['profiles_s']} s), peak {build['peak_mb']:,} MB  "
-          f"targets <= 180 s, <= 8192 MB")
-    print(f"floor (DuckDB group-by customer x type over the same events): {floor['floor_s']} s;"
-          f" build / floor = {ratio:.1f}x")
-    result = {"scale": args.scale, "simulate": sim, "big": big, "build": build,
-              "floor": floor, "ratio": round(ratio, 2), "machine": platform.machine(),
-              "cores": os.cpu_count()}
+    print(
+        f"profile build, {build['customers']:,} customers from {build['events']:,} events: "
+        f"{build['total_s']} s (load+validate {build['load_validate_s']} s, profiles "
+        f"{build['profiles_s']} s), peak {build['peak_mb']:,} MB  "
+        f"targets <= 180 s, <= 8192 MB"
+    )
+    print(
+        f"floor (DuckDB group-by customer x type over the same events): {floor['floor_s']} s;"
+        f" build / floor = {ratio:.1f}x"
+    )
+    result = {
+        "scale": args.scale,
+        "simulate": sim,
+        "big": big,
+        "build": build,
+        "floor": floor,
+        "ratio": round(ratio, 2),
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+    }
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     (out / f"foundation-{args.scale:g}.json").write_text(json.dumps(result, indent=2))
