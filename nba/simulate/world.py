@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -73,6 +74,8 @@ class SimulationConfig:
     months: int = 12
     seed: int = 42
     holdout_weeks: int = 4
+    history_months: int = 6
+    """Months of history (interactions, contracts) before the decision log starts."""
     exploration: float = 0.7
     start: str = "2025-01-01"
 
@@ -86,12 +89,19 @@ class SimulationConfig:
                 f"--holdout-weeks must be between 1 and {self.weeks - 3} for "
                 f"{self.months} months, got {self.holdout_weeks}"
             )
+        if self.history_months < 0:
+            raise NBAError(f"history months must be >= 0, got {self.history_months}")
         if not 0.0 < self.exploration <= 1.0:
             raise NBAError(f"exploration must be in (0, 1], got {self.exploration}")
 
     @property
     def weeks(self) -> int:
+        """Weeks of the decision log (including the held-out weeks)."""
         return round(self.months * 30.44 / 7)
+
+    @property
+    def history_weeks(self) -> int:
+        return round(self.history_months * 30.44 / 7)
 
 
 @dataclass
@@ -171,11 +181,13 @@ def simulate_world(
     is_business = rng.random(n) < 0.15
     birth_year = rng.integers(1945, 2005, n)
     age = 2025 - birth_year
-    need = rng.beta(1.2, 3.0, (n, n_prod))
-    need[:, pidx["broadband"]] += 0.25 * digital
-    need[:, pidx["mobile_plus"]] += 0.3 * is_business + 0.15 * digital
-    need[:, pidx["tv_stream"]] += 0.25 * (age > 50)
-    need[:, pidx["device_insurance"]] += 0.2 * (1 - digital)
+    # Needs follow traits that leave traces (logins, age, segment, device purchases), plus
+    # individual noise: a model can learn them from the history, not read them off.
+    need = 0.35 * rng.beta(1.2, 3.0, (n, n_prod))
+    need[:, pidx["broadband"]] += 0.6 * digital**1.5
+    need[:, pidx["mobile_plus"]] += 0.45 * is_business + 0.3 * digital
+    need[:, pidx["tv_stream"]] += 0.5 * (age > 55) + 0.15 * (1 - digital)
+    need[:, pidx["device_insurance"]] += 0.45 * rng.random(n)
     np.clip(need, 0.0, 1.0, out=need)
     region = rng.integers(0, len(REGIONS), n)
     region_null = rng.random(n) < 0.02
@@ -229,9 +241,10 @@ def simulate_world(
         holds[rows, cols] = False
         start_time[rows, cols] = np.nan
 
-    for w in range(n_weeks):
+    warm = config.history_weeks
+    for w in range(-warm, n_weeks):
         if progress:
-            progress(w, n_weeks)
+            progress(w + warm, n_weeks + warm)
         t0 = w * WEEK
         active = alive & (signup <= t0)
 
@@ -253,7 +266,7 @@ def simulate_world(
             "complaint": 0.01 + 0.3 * dissat**2,
             "cancellation_request": 0.25 * np.clip(dissat - 0.45, 0.0, 1.0),
             "billing_question": 0.015 + 0.15 * stress,
-            "purchase": 0.004 + 0.03 * need[:, pidx["device_insurance"]] + 0.01 * digital,
+            "purchase": 0.004 + 0.06 * need[:, pidx["device_insurance"]] + 0.01 * digital,
             "contract_change": 0.006 + 0.0 * digital,
         }
         due = active & (rng.random(n) < 7.0 / 30.44)
@@ -344,7 +357,9 @@ def simulate_world(
         )
         p_true = acceptance_probability(state, catalog)
         retained = np.zeros(n, dtype=bool)
-        if w >= train_weeks:
+        if w < 0:
+            pass  # history before the decision log: contacts without logged decisions
+        elif w >= train_weeks:
             contacts.add(c=kc, t=kt, channel=kch, reason=kreason)
             truth.add(p=p_true, elig=elig, c=kc)
         else:
@@ -388,8 +403,9 @@ def simulate_world(
             shock[ret] -= 0.4
             retained[ret] = True
             info = acc & (fam == "information_request")
-            # fmin ignores NaN: an unknown e-mail becomes known at the contact.
-            email_since[kc[info]] = np.fmin(email_since[kc[info]], kt[info])
+            # The address is noted a minute after it is asked for, so the profile at the
+            # contact itself still shows it unknown (no label leakage). fmin ignores NaN.
+            email_since[kc[info]] = np.fmin(email_since[kc[info]], kt[info] + 60.0)
             sold = acc & (fam == "product_offer")
             for c, j, t in zip(kc[sold], choice[sold], kt[sold], strict=True):
                 k = act_product[j]
@@ -416,7 +432,7 @@ def simulate_world(
         churn_time[churn_idx] = when
 
     if progress:
-        progress(n_weeks, n_weeks)
+        progress(n_weeks + warm, n_weeks + warm)
     # Contracts still open at the end have no end date.
     rows, cols = np.nonzero(holds)
     contract_rows.add(
@@ -530,7 +546,9 @@ def _assemble(config: SimulationConfig, catalog: Catalog, v: dict[str, Any]) -> 
     tr: _Log = v["truth"]
     n_act = len(catalog.actions)
     p = tr.get("p", "float64").reshape(nk, n_act)
-    elig = tr.get("elig", bool).reshape(nk, n_act)
+    elig = tr.get("elig", bool).reshape(nk, n_act) & _contact_policy_allows(
+        catalog, k_c, k_t, d_c, d_t, d_a, dec
+    )
     net_k = _value_vector(catalog, v["revenue"][k_c])
     gross = net_k + np.array([a.cost for a in catalog.actions])
     expected = pa.table(
@@ -577,6 +595,43 @@ def _assemble(config: SimulationConfig, catalog: Catalog, v: dict[str, Any]) -> 
         truth={"expected_value": expected, "latent": latent},
         summary=summary,
     )
+
+
+def _contact_policy_allows(
+    catalog: Catalog,
+    contact_customer: np.ndarray,
+    contact_time: np.ndarray,
+    dec_customer: np.ndarray,
+    dec_time: np.ndarray,
+    dec_action: np.ndarray,
+    dec_declined: np.ndarray,
+) -> np.ndarray:
+    """Which actions each held-out contact may get under the catalog's contact policy,
+    counting the logged decisions as the engine does. Shape ``(n_contacts, n_actions)``."""
+    n_contacts = contact_customer.shape[0]
+    allowed = np.ones((n_contacts, len(catalog.actions)), dtype=bool)
+    if n_contacts == 0 or dec_customer.shape[0] == 0:
+        return allowed
+    contacts = pd.DataFrame(
+        {"k": np.arange(n_contacts), "c": contact_customer, "t_contact": contact_time}
+    )
+    log = pd.DataFrame(
+        {"c": dec_customer, "t_dec": dec_time, "a": dec_action, "declined": dec_declined}
+    )
+    pairs = contacts.merge(log, on="c")
+    pairs = pairs[pairs.t_dec < pairs.t_contact]
+    age = (pairs.t_contact - pairs.t_dec) / DAY
+    for j, action in enumerate(catalog.actions):
+        cp = action.contact_policy
+        mine = pairs.a == j
+        if cp.max_offers is not None and cp.window_days is not None:
+            offers = pairs[mine & (age <= cp.window_days)].groupby("k").size()
+            allowed[offers.index[offers >= cp.max_offers].to_numpy(), j] = False
+        if cp.suppress_after_declines is not None and cp.suppress_days is not None:
+            sel = mine & pairs.declined & (age <= cp.suppress_days)
+            declines = pairs[sel].groupby("k").size()
+            allowed[declines.index[declines >= cp.suppress_after_declines].to_numpy(), j] = False
+    return allowed
 
 
 def write_world(

@@ -1,0 +1,1 @@
+"""The decision policy: response models, arbitration, explanations, evaluation."""

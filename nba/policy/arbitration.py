@@ -1,0 +1,131 @@
+"""Arbitration: which actions may be shown, and in which order.
+
+For each contact and catalog action, in this order: the action's eligibility rule and the
+contract's built-in rules, the channel, the contact policy (offers in a window, declines),
+then priority = propensity x (value - cost) x lever. Actions at or below zero are dropped:
+recommending nothing is a valid answer. Every dropped action keeps the rule that dropped it.
+Ties are broken by catalog order, so the same input always gives the same ranking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nba.catalog import Catalog
+from nba.profiles import NUMERIC_FEATURE_NAMES
+
+OK = 0
+RULE_ELIGIBILITY = 1
+RULE_EMAIL_KNOWN = 2
+RULE_PRODUCT_HELD = 3
+RULE_CHANNEL = 4
+RULE_MAX_OFFERS = 5
+RULE_DECLINES = 6
+RULE_VALUE_UNKNOWN = 7
+RULE_NOT_WORTH_IT = 8
+
+
+@dataclass
+class History:
+    """Past decisions of the contacts' customers, as flat arrays of shape ``(m,)``.
+
+    ``contact`` indexes the batch's contacts; ``action`` is a catalog index (-1 for an action
+    not in the catalog); ``age_days`` is the time before the contact; ``declined`` marks a
+    declined outcome.
+    """
+
+    contact: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=int))
+    action: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=int))
+    age_days: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=float))
+    declined: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
+
+
+@dataclass
+class Screen:
+    """Result of the rules before scoring: ``status[i, j]`` is OK or the rule that fired,
+    with ``count[i, j]`` the offers or declines that triggered a contact-policy rule."""
+
+    status: np.ndarray
+    count: np.ndarray
+
+
+def _window_counts(hist: History, mask: np.ndarray, days: float, n: int, j: int) -> np.ndarray:
+    sel = (hist.action == j) & mask & (hist.age_days <= days)
+    return np.bincount(hist.contact[sel], minlength=n)
+
+
+def screen(
+    catalog: Catalog,
+    features: dict[str, np.ndarray],
+    active_products: list[str],
+    channels: list[str],
+    history: History,
+) -> Screen:
+    """Apply every rule that does not need the model. Shapes: ``(n_contacts, n_actions)``."""
+    n, k = len(channels), len(catalog.actions)
+    status = np.zeros((n, k), dtype=np.int8)
+    count = np.zeros((n, k), dtype=np.int32)
+    held = [set(p.split(",")) if p else set() for p in active_products]
+    ch = np.array(channels, dtype=object)
+    all_rows = np.ones(history.contact.shape[0], dtype=bool)
+
+    def mark(j: int, rows: np.ndarray, rule: int) -> None:
+        free = rows & (status[:, j] == OK)
+        status[free, j] = rule
+
+    for j, a in enumerate(catalog.actions):
+        if a.eligibility is not None:
+            ok = a.eligibility.evaluate(features, n).astype(bool)
+            mark(j, ~ok, RULE_ELIGIBILITY)
+        if a.family == "information_request":
+            mark(j, features["email_known"] > 0, RULE_EMAIL_KNOWN)
+        if a.product is not None:
+            mark(j, np.array([a.product in h for h in held], dtype=bool), RULE_PRODUCT_HELD)
+        mark(j, ~np.isin(ch, list(a.channels)), RULE_CHANNEL)
+        cp = a.contact_policy
+        if cp.max_offers is not None and cp.window_days is not None:
+            offers = _window_counts(history, all_rows, cp.window_days, n, j)
+            hit = offers >= cp.max_offers
+            count[hit & (status[:, j] == OK), j] = offers[hit & (status[:, j] == OK)]
+            mark(j, hit, RULE_MAX_OFFERS)
+        if cp.suppress_after_declines is not None and cp.suppress_days is not None:
+            declines = _window_counts(history, history.declined, cp.suppress_days, n, j)
+            hit = declines >= cp.suppress_after_declines
+            count[hit & (status[:, j] == OK), j] = declines[hit & (status[:, j] == OK)]
+            mark(j, hit, RULE_DECLINES)
+    return Screen(status, count)
+
+
+def net_values(catalog: Catalog, features: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """(value - cost) x lever per contact and action, shape ``(n, n_actions)``."""
+    out = np.empty((n, len(catalog.actions)))
+    for j, a in enumerate(catalog.actions):
+        out[:, j] = (a.value_of(features, n) - a.cost) * a.lever
+    return out
+
+
+def rule_text(catalog: Catalog, j: int, rule: int, count: int, channel: str) -> str:
+    """The plain-language rule that removed action ``j``."""
+    a = catalog.actions[j]
+    cp = a.contact_policy
+    texts = {
+        RULE_ELIGIBILITY: "eligibility rule not met: "
+        + (a.eligibility.source if a.eligibility else ""),
+        RULE_EMAIL_KNOWN: "e-mail address already known",
+        RULE_PRODUCT_HELD: f"customer already has {a.product}",
+        RULE_CHANNEL: f"not offered on {channel}",
+        RULE_MAX_OFFERS: f"contact policy: offered {count} times in the last "
+        f"{cp.window_days} days (limit {cp.max_offers})",
+        RULE_DECLINES: f"contact policy: declined {count} times in the last "
+        f"{cp.suppress_days} days",
+        RULE_VALUE_UNKNOWN: "value unknown for this customer",
+        RULE_NOT_WORTH_IT: "expected net value not above zero",
+    }
+    return texts[rule]
+
+
+def feature_arrays(x_profiles: np.ndarray) -> dict[str, np.ndarray]:
+    """Name -> column view of a profile matrix, for expressions."""
+    return {name: x_profiles[:, j] for j, name in enumerate(NUMERIC_FEATURE_NAMES)}

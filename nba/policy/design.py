@@ -1,0 +1,104 @@
+"""The response model's input: one row per (contact, candidate action).
+
+Columns are the numeric profile features, the contact's channel and reason, and the action
+and its family as categorical codes. Scoring all candidates of a batch of contacts is one
+``predict`` over ``n_contacts * n_actions`` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from nba.catalog import Catalog
+from nba.profiles import NUMERIC_FEATURE_NAMES
+from nba.vocabulary import CHANNELS, FAMILIES, INTERACTION_TYPES
+
+CONTEXT_COLUMNS: tuple[str, ...] = ("ctx_channel", "ctx_reason", "ctx_action", "ctx_family")
+"""Categorical columns after the profile features (integer codes)."""
+
+NOT_POINT_IN_TIME: frozenset[str] = frozenset({"monthly_revenue"})
+"""Profile features that are snapshots taken when the data was extracted, not as of the
+decision: ``customers.monthly_revenue`` already includes products bought, and is 0 after
+churn, *later* than a past decision, so it would leak outcomes into training. They remain
+available to catalog expressions (values, eligibility)."""
+
+MODEL_FEATURES: tuple[str, ...] = tuple(
+    f for f in NUMERIC_FEATURE_NAMES if f not in NOT_POINT_IN_TIME
+)
+_MODEL_FEATURE_INDEX = np.array([NUMERIC_FEATURE_NAMES.index(f) for f in MODEL_FEATURES])
+
+MODEL_COLUMNS: tuple[str, ...] = (*MODEL_FEATURES, *CONTEXT_COLUMNS)
+CATEGORICAL_COLUMNS: tuple[str, ...] = CONTEXT_COLUMNS
+NO_REASON = len(INTERACTION_TYPES)  # code of an unknown / absent contact reason
+
+_CHANNEL_CODE = {c: i for i, c in enumerate(CHANNELS)}
+_REASON_CODE = {r: i for i, r in enumerate(INTERACTION_TYPES)}
+_FAMILY_CODE = {f: i for i, f in enumerate(FAMILIES)}
+
+
+def channel_codes(channels: Sequence[object]) -> np.ndarray:
+    other = _CHANNEL_CODE["other"]
+    return np.array([_CHANNEL_CODE.get(str(c), other) for c in channels], dtype=float)
+
+
+def reason_codes(reasons: Sequence[object]) -> np.ndarray:
+    other = _REASON_CODE["other"]
+    return np.array(
+        [NO_REASON if r is None or r != r else _REASON_CODE.get(str(r), other) for r in reasons],
+        dtype=float,
+    )
+
+
+def profile_matrix(profiles: Mapping[str, Sequence[object] | np.ndarray], n: int) -> np.ndarray:
+    """Numeric profile features as a float matrix of shape ``(n, n_features)``; null = NaN."""
+    out = np.empty((n, len(NUMERIC_FEATURE_NAMES)), dtype=float)
+    for j, name in enumerate(NUMERIC_FEATURE_NAMES):
+        col = profiles[name]
+        if isinstance(col, np.ndarray) and col.dtype.kind in "fiub":
+            out[:, j] = col
+        else:
+            out[:, j] = np.array([np.nan if v is None else v for v in col], dtype=float)
+    return out
+
+
+def candidate_rows(
+    profile_x: np.ndarray,
+    channels: np.ndarray,
+    reasons: np.ndarray,
+    catalog: Catalog,
+    action_index: np.ndarray | None = None,
+) -> np.ndarray:
+    """Design matrix for contacts x actions.
+
+    Parameters
+    ----------
+    profile_x
+        Shape ``(n_contacts, n_numeric_features)``, from :func:`profile_matrix`; only the
+        ``MODEL_FEATURES`` columns enter the model.
+    channels, reasons
+        Codes, shape ``(n_contacts,)``.
+    action_index
+        If given, shape ``(n_contacts,)``: one row per contact for that catalog action
+        (training). If ``None``, every action for every contact, contact-major: row
+        ``i * n_actions + j`` is contact ``i`` with action ``j``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n_rows, len(MODEL_COLUMNS))``.
+    """
+    n = profile_x.shape[0]
+    profile_x = profile_x[:, _MODEL_FEATURE_INDEX]
+    fam = np.array([_FAMILY_CODE[a.family] for a in catalog.actions], dtype=float)
+    if action_index is not None:
+        act = action_index.astype(float)
+        base, ch, rs = profile_x, channels, reasons
+    else:
+        k = len(catalog.actions)
+        act = np.tile(np.arange(k, dtype=float), n)
+        base = np.repeat(profile_x, k, axis=0)
+        ch, rs = np.repeat(channels, k), np.repeat(reasons, k)
+    ctx = np.column_stack([ch, rs, act, fam[act.astype(int)]])
+    return np.hstack([base, ctx])

@@ -1,0 +1,124 @@
+"""Tables in and out of the policy: the pyfunc model's input and the recommendations table.
+
+Input: one row per contact with ``contact_id``, ``customer_id``, ``channel``, ``reason``,
+every profile feature, and ``history``: the customer's past decisions as a JSON list of
+``[action_id, age_days, outcome]`` (what the contact policy counts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from nba.catalog import Catalog
+from nba.policy.arbitration import History
+from nba.policy.design import profile_matrix
+from nba.policy.policy import Contacts, Decision
+from nba.profiles import NUMERIC_FEATURE_NAMES
+
+CONTEXT_INPUT = ("contact_id", "customer_id", "channel", "reason", "active_products", "history")
+INPUT_COLUMNS: tuple[str, ...] = (*CONTEXT_INPUT, *NUMERIC_FEATURE_NAMES)
+
+RECOMMENDATION_COLUMNS = (
+    "contact_id",
+    "customer_id",
+    "rank",
+    "action_id",
+    "family",
+    "propensity",
+    "value",
+    "priority",
+    "reasons",
+    "model_version",
+)
+
+
+def history_json(rows: Sequence[tuple[str, float, str]]) -> str:
+    return json.dumps([[a, round(float(d), 6), o] for a, d, o in rows])
+
+
+def contacts_from_frame(df: pd.DataFrame, catalog: Catalog) -> Contacts:
+    """Build the policy's batch from an input frame (see module docstring)."""
+    missing = [c for c in INPUT_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"policy input is missing column(s) {missing}")
+    n = len(df)
+    index = {a: j for j, a in enumerate(catalog.ids)}
+    h_contact, h_action, h_age, h_declined = [], [], [], []
+    for i, text in enumerate(df["history"].tolist()):
+        if not text:
+            continue
+        for action_id, age, outcome in json.loads(text):
+            h_contact.append(i)
+            h_action.append(index.get(action_id, -1))
+            h_age.append(float(age))
+            h_declined.append(outcome == "declined")
+    history = History(
+        np.array(h_contact, dtype=int),
+        np.array(h_action, dtype=int),
+        np.array(h_age, dtype=float),
+        np.array(h_declined, dtype=bool),
+    )
+    reasons = [None if r is None or r != r else str(r) for r in df["reason"].tolist()]
+    return Contacts(
+        contact_id=[str(c) for c in df["contact_id"]],
+        customer_id=[str(c) for c in df["customer_id"]],
+        channel=[str(c) for c in df["channel"]],
+        reason=reasons,
+        profile_x=profile_matrix({c: df[c].to_numpy() for c in NUMERIC_FEATURE_NAMES}, n),
+        active_products=["" if p is None or p != p else str(p) for p in df["active_products"]],
+        history=history,
+    )
+
+
+def decisions_to_frame(
+    decisions: list[Decision], model_version: str, with_suppressed: bool = False
+) -> pd.DataFrame:
+    """The contract's ``recommendations`` table (plus name, script and, if asked, the
+    suppressed actions with ``rank`` 0 and their ``rule``)."""
+    rows = []
+    for d in decisions:
+        for rank, r in enumerate(d.recommendations, start=1):
+            rows.append(
+                {
+                    "contact_id": d.contact_id,
+                    "customer_id": d.customer_id,
+                    "rank": rank,
+                    "action_id": r.action_id,
+                    "family": r.family,
+                    "propensity": r.propensity,
+                    "value": r.value,
+                    "priority": r.priority,
+                    "reasons": list(r.reasons),
+                    "model_version": model_version,
+                    "name": r.name,
+                    "script": r.script,
+                    "rule": None,
+                }
+            )
+        if with_suppressed:
+            for s in d.suppressed:
+                rows.append(
+                    {
+                        "contact_id": d.contact_id,
+                        "customer_id": d.customer_id,
+                        "rank": 0,
+                        "action_id": s.action_id,
+                        "family": None,
+                        "propensity": None,
+                        "value": None,
+                        "priority": None,
+                        "reasons": [],
+                        "model_version": model_version,
+                        "name": None,
+                        "script": None,
+                        "rule": s.rule,
+                    }
+                )
+    columns = [*RECOMMENDATION_COLUMNS, "name", "script", "rule"]
+    out = pd.DataFrame(rows, columns=columns)
+    out["rank"] = out["rank"].astype("int64")
+    return out
