@@ -53,6 +53,7 @@ class ResponseModel:
         min_evidence: int = 200,
         prior_strength: float = 20.0,
         n_threads: int = 0,
+        refit: bool = True,
         seed: int = 0,
     ) -> None:
         self.n_estimators = n_estimators
@@ -63,6 +64,7 @@ class ResponseModel:
         self.min_evidence = min_evidence
         self.prior_strength = prior_strength
         self.n_threads = n_threads
+        self.refit = refit
         self.seed = seed
 
     def params(self) -> dict[str, Any]:
@@ -115,6 +117,16 @@ class ResponseModel:
             callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
         )
         self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.num_trees())
+        if self.refit:
+            # Early stopping chose the number of rounds; refit on train + valid with it, so
+            # the newest pre-calibration data also shapes the trees.
+            both = lgb.Dataset(
+                np.vstack([x_train, x_valid]),
+                np.concatenate([y_train, y_valid]),
+                feature_name=list(MODEL_COLUMNS),
+                categorical_feature=cats,
+            )
+            self.booster_ = lgb.train(self.params(), both, num_boost_round=self.best_iteration_)
         raw = self._raw(x_calib)
         platt = LogisticRegression(C=1e6)  # unregularised Platt scaling
         platt.fit(raw.reshape(-1, 1), y_calib)

@@ -1,0 +1,51 @@
+"""The NBA policy as one MLflow pyfunc model ("model from code": nothing is pickled).
+
+Artifacts: the catalog (``actions.yaml``) and the calibrated response model
+(``response_model.json``: LightGBM text model, Platt parameters, evidence per action).
+Input: the policy input frame of ``nba.policy.frames`` (one row per contact). Output: the
+``recommendations`` table of the data contract plus ``name``, ``script`` and, with the
+parameter ``with_suppressed=True``, the suppressed actions (``rank`` 0) with their ``rule``.
+Parameters: ``limit`` (0 = all), ``with_suppressed``, ``model_version`` (stamped on rows).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel, PythonModelContext
+
+from nba.catalog import load_catalog
+from nba.policy.frames import contacts_from_frame, decisions_to_frame
+from nba.policy.policy import Policy
+from nba.policy.response import ResponseModel
+
+
+class NBAPolicyModel(PythonModel):
+    def load_context(self, context: PythonModelContext) -> None:
+        catalog = load_catalog(Path(context.artifacts["catalog"]))
+        model = ResponseModel.from_json(
+            Path(context.artifacts["response_model"]).read_text(encoding="utf-8")
+        )
+        self.policy = Policy(catalog, model)
+
+    def predict(
+        self,
+        context: PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        params = params or {}
+        limit = int(params.get("limit", 0)) or None
+        contacts = contacts_from_frame(model_input, self.policy.catalog)
+        decisions = self.policy.decide(contacts, limit)
+        return decisions_to_frame(
+            decisions,
+            str(params.get("model_version", "")),
+            bool(params.get("with_suppressed", False)),
+        )
+
+
+mlflow.models.set_model(NBAPolicyModel())

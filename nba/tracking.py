@@ -1,0 +1,84 @@
+"""MLflow set-up: a SQLite tracking store and artifacts under ``NBA_HOME``, and the registry.
+
+Serving and batch scoring load ``models:/nba-policy@champion`` only; aliases (never the
+deprecated stages, never run ids) say which version is live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nba.config import Settings, get_settings
+from nba.exceptions import NBAError
+
+MODEL_NAME = "nba-policy"
+EXPERIMENT = "nba-policy"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def tracking_uri(settings: Settings | None = None) -> str:
+    s = settings or get_settings()
+    return f"sqlite:///{s.home_dir / 'mlflow.db'}"
+
+
+def configure(settings: Settings | None = None) -> str:
+    """Point MLflow at the workspace's store; create the experiment. Returns its id."""
+    import mlflow
+
+    s = settings or get_settings()
+    s.home_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri(s))
+    mlflow.set_registry_uri(tracking_uri(s))
+    found = mlflow.get_experiment_by_name(EXPERIMENT)
+    if found is not None:
+        return str(found.experiment_id)
+    return str(
+        mlflow.create_experiment(
+            EXPERIMENT, artifact_location=(s.home_dir / "mlartifacts").as_uri()
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    uri: str
+    version: str
+    alias: str | None
+
+
+def resolve(alias: str = CHAMPION, settings: Settings | None = None) -> ModelRef:
+    """The registered version behind ``alias``; a clear error if there is none."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure(settings)
+    try:
+        mv = MlflowClient().get_model_version_by_alias(MODEL_NAME, alias)
+    except MlflowException:
+        raise NBAError(
+            f"no model '{MODEL_NAME}@{alias}' in {tracking_uri(settings)}: "
+            "run `nba train --data DIR` first"
+        ) from None
+    return ModelRef(f"models:/{MODEL_NAME}@{alias}", str(mv.version), alias)
+
+
+def set_alias(alias: str, version: str, settings: Settings | None = None) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    configure(settings)
+    try:
+        MlflowClient().set_registered_model_alias(MODEL_NAME, alias, version)
+    except MlflowException as exc:
+        raise NBAError(
+            f"cannot point {MODEL_NAME}@{alias} at version {version}: {str(exc).splitlines()[0]}"
+        ) from None
+
+
+def has_alias(alias: str, settings: Settings | None = None) -> bool:
+    try:
+        resolve(alias, settings)
+    except NBAError:
+        return False
+    return True

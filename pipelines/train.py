@@ -1,0 +1,462 @@
+"""Stage: train the response model, evaluate the policy, log to MLflow, register it.
+
+Training rows are the logged decisions, joined point-in-time with profiles through Feast's
+``get_historical_features`` on the ``nba_v1`` feature service. The split is by time: the
+oldest 65% train, the next 12% stop the boosting early, the next 11% calibrate, and the
+newest 12% are the test period for every metric reported.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nba.catalog import Catalog
+from nba.config import Settings, get_settings
+from nba.contract import Dataset, load_dataset
+from nba.exceptions import FeatureStoreError, NBAError
+from nba.feature_store import open_store
+from nba.inputs import decisions_with_reason, history_for, policy_input
+from nba.policy.design import candidate_rows, channel_codes, profile_matrix, reason_codes
+from nba.policy.evaluation import TruthEvaluation, choices, evaluate_against_truth, snipw
+from nba.policy.frames import INPUT_COLUMNS, contacts_from_frame
+from nba.policy.policy import Policy
+from nba.policy.response import ResponseModel
+from nba.profiles import FEATURE_SERVICE, NUMERIC_FEATURE_NAMES
+from nba.tracking import CHAMPION, MODEL_NAME, configure, has_alias, set_alias
+
+SPLITS = (0.72, 0.82, 0.91)
+MODEL_CODE = Path(__file__).resolve().parent.parent / "models" / "nba_policy.py"
+
+
+@dataclass
+class TrainReport:
+    run_id: str
+    version: str
+    champion: bool
+    n_decisions: int
+    window: tuple[str, str]
+    metrics: dict[str, float]
+    per_action: pd.DataFrame
+    truth: TruthEvaluation | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def training_frame(dataset: Dataset, settings: Settings) -> pd.DataFrame:
+    """Decisions with their reason and the profile as of each decision, from Feast."""
+    dec = decisions_with_reason(dataset)
+    if dec.empty:
+        raise NBAError("training needs a decisions table with logged decisions and outcomes")
+    store = open_store(settings)
+    entity = pd.DataFrame(
+        {
+            "customer_id": dec["customer_id"],
+            "event_timestamp": pd.to_datetime(dec["timestamp"]).dt.tz_localize("UTC"),
+        }
+    ).drop_duplicates()
+    try:
+        hist = store.get_historical_features(
+            entity_df=entity, features=store.get_feature_service(FEATURE_SERVICE)
+        ).to_df()
+    except Exception as exc:  # Feast raises many types for a missing registry or source
+        raise FeatureStoreError(
+            f"cannot read profiles from Feast ({exc}); run `nba features build --data DIR` first"
+        ) from exc
+    hist["timestamp"] = hist.pop("event_timestamp").dt.tz_convert(None)
+    frame = dec.merge(hist, on=["customer_id", "timestamp"], how="left")
+    missing = int(frame["tenure_days"].isna().sum())
+    if missing:
+        raise FeatureStoreError(
+            f"{missing} of {len(frame)} decisions have no profile in the offline store: "
+            "run `nba features build --data DIR` on this dataset first"
+        )
+    return frame
+
+
+def design(frame: pd.DataFrame, catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
+    px = profile_matrix({c: frame[c].to_numpy() for c in NUMERIC_FEATURE_NAMES}, len(frame))
+    index = {a: j for j, a in enumerate(catalog.ids)}
+    actions = np.array([index[a] for a in frame["action_id"]])
+    x = candidate_rows(
+        px,
+        channel_codes(frame["channel"].tolist()),
+        reason_codes(frame["reason"].tolist()),
+        catalog,
+        actions,
+    )
+    return x, (frame["outcome"] == "accepted").to_numpy(dtype=float)
+
+
+def _ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    edges = np.quantile(p, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
+    err = 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            err += sel.mean() * abs(y[sel].mean() - p[sel].mean())
+    return float(err)
+
+
+def action_metrics(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+    rows = []
+    for action, idx in frame.groupby("action_id").indices.items():
+        ya, pa_ = y[idx], p[idx]
+        both = 0 < ya.sum() < len(ya)
+        rows.append(
+            {
+                "action_id": action,
+                "n": len(idx),
+                "accept_rate": ya.mean(),
+                "mean_propensity": pa_.mean(),
+                "auc": roc_auc_score(ya, pa_) if both else np.nan,
+                "log_loss": log_loss(ya, pa_, labels=[0, 1]),
+                "brier": brier_score_loss(ya, pa_),
+                "ece": _ece(ya, pa_),
+            }
+        )
+    return pd.DataFrame(rows).set_index("action_id")
+
+
+def logged_policy_values(
+    policy: Policy, dataset: Dataset, test: pd.DataFrame, catalog: Catalog
+) -> dict[str, float]:
+    """SNIPW estimates, on the test period's log, of the NBA and the baselines."""
+    contacts = pd.DataFrame(
+        {
+            "contact_id": test["decision_id"],
+            "customer_id": test["customer_id"],
+            "timestamp": test["timestamp"],
+            "channel": test["channel"],
+            "reason": test["reason"],
+        }
+    )
+    frame = test[[*NUMERIC_FEATURE_NAMES, "active_products"]].reset_index(drop=True)
+    frame = pd.concat([frame, contacts.reset_index(drop=True)], axis=1)
+    frame["history"] = history_for(dataset, contacts)
+    scores, _ = policy.score(contacts_from_frame(frame, catalog))
+    picked = choices(scores, catalog)
+    index = {a: j for j, a in enumerate(catalog.ids)}
+    logged = np.array([index[a] for a in test["action_id"]])
+    prop = test["propensity"].to_numpy(dtype=float)
+    reward = test["value"].fillna(0).to_numpy(dtype=float)
+    product = np.array([a.family == "product_offer" for a in catalog.actions])
+    net = np.where(product, np.nan_to_num(scores.net_value, nan=-np.inf), -np.inf)
+    product_first = np.where(np.isfinite(net.max(axis=1)), np.argmax(net, axis=1), -2)
+    return {
+        "logged_value_logging_policy": float(reward.mean()),
+        "logged_value_nba_snipw": snipw(picked["nba"], logged, prop, reward),
+        "logged_value_propensity_only_snipw": snipw(
+            picked["propensity_only"], logged, prop, reward
+        ),
+        "logged_value_product_first_snipw": snipw(product_first, logged, prop, reward),
+    }
+
+
+def _plots(
+    out: Path,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    p: np.ndarray,
+    model: ResponseModel,
+    mix: pd.DataFrame | None,
+) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for family, idx in frame.groupby("family").indices.items():
+        order = np.argsort(p[idx])
+        chunks = np.array_split(order, 8)
+        ax.plot(
+            [p[idx][c].mean() for c in chunks],
+            [y[idx][c].mean() for c in chunks],
+            marker="o",
+            label=family,
+        )
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.set(
+        xlabel="predicted acceptance",
+        ylabel="observed acceptance",
+        title="Calibration on the test period",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    ax.legend()
+    files.append(out / "calibration.png")
+    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    gain = (
+        pd.Series(model.booster_.feature_importance("gain"), index=model.booster_.feature_name())
+        .sort_values()
+        .tail(20)
+    )
+    fig, ax = plt.subplots(figsize=(7, 6))
+    gain.plot.barh(ax=ax)
+    ax.set(title="Feature importance (gain), top 20", xlabel="total gain")
+    files.append(out / "feature_importance.png")
+    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    if mix is not None and not mix.empty:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        mix.plot.bar(stacked=True, ax=ax)
+        ax.set(
+            title="Top action family by customer segment",
+            ylabel="share of contacts",
+            xlabel="segment",
+        )
+        ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left")
+        files.append(out / "action_mix_by_segment.png")
+        fig.savefig(files[-1], dpi=100, bbox_inches="tight")
+        plt.close(fig)
+    return files
+
+
+def _report(
+    metrics: dict[str, float],
+    per_action: pd.DataFrame,
+    truth: TruthEvaluation | None,
+    window: tuple[str, str],
+    n: int,
+) -> str:
+    lines = [
+        "# NBA policy: training report",
+        "",
+        f"Trained on {n:,} logged decisions from {window[0]} to {window[1]}; every number "
+        "below is measured on the newest 12% of that period (the test period), which the "
+        "model never saw.",
+        "",
+        "## How well does it predict acceptance?",
+        "",
+        f"- Ranking quality (AUC, 0.5 = guessing, 1 = perfect): **{metrics['auc']:.3f}**",
+        f"- Calibration error (how far predicted rates are from observed ones): "
+        f"**{metrics['ece']:.3f}**",
+        "",
+        "| action | decisions | accepted | predicted | AUC |",
+        "|---|---|---|---|---|",
+    ]
+    for action, r in per_action.iterrows():
+        lines.append(
+            f"| {action} | {int(r.n):,} | {r.accept_rate:.1%} | "
+            f"{r.mean_propensity:.1%} | {r.auc:.3f} |"
+        )
+    lines += [
+        "",
+        "## What is it worth?",
+        "",
+        "Average value per contact on the test period, estimated from the log "
+        "(self-normalised inverse propensity weighting):",
+        "",
+        f"- what was done (the logging policy): {metrics['logged_value_logging_policy']:.2f}",
+        f"- the NBA policy: {metrics['logged_value_nba_snipw']:.2f}",
+        f"- always a product when possible: {metrics['logged_value_product_first_snipw']:.2f}",
+        f"- most likely to be accepted: {metrics['logged_value_propensity_only_snipw']:.2f}",
+    ]
+    if truth is not None:
+        lines += [
+            "",
+            "## Against the simulator's oracle (held-out contacts)",
+            "",
+            f"{truth.n_contacts:,} held-out contacts. Normalised value: 0 = a random "
+            "eligible action, 1 = the best possible choice.",
+            "",
+            "| policy | value per contact | normalised |",
+            "|---|---|---|",
+        ]
+        for name in ("nba", "propensity_only", "random", "product_first", "oracle"):
+            lines.append(f"| {name} | {truth.values[name]:.2f} | {truth.normalised[name]:.3f} |")
+        lines += [
+            "",
+            "Normalised value by the family the oracle would choose:",
+            "",
+            "| oracle's family | contacts | NBA | product-first | propensity-only |",
+            "|---|---|---|---|---|",
+        ]
+        for fam, r in truth.by_family.iterrows():
+            lines.append(
+                f"| {fam} | {int(r.contacts):,} | {r.nba:.3f} | "
+                f"{r.product_first:.3f} | {r.propensity_only:.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def train(
+    data_dir: Path,
+    settings: Settings | None = None,
+    step: Callable[[str], None] | None = None,
+    *,
+    seed: int = 0,
+) -> TrainReport:
+    """Train, evaluate, log to MLflow and register a new ``nba-policy`` version.
+
+    The first version gets the ``@champion`` alias; later ones are registered without an
+    alias (move aliases with ``nba promote``).
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    s = settings or get_settings()
+    say = step or (lambda _m: None)
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        seconds[name] = round(time.perf_counter() - t, 2)
+        t = time.perf_counter()
+
+    say("loading the dataset")
+    dataset = load_dataset(data_dir, settings=s)
+    catalog = dataset.catalog
+    say("building the training set from Feast (point-in-time)")
+    frame = training_frame(dataset, s)
+    frame["family"] = frame["action_id"].map(catalog.family_of)
+    lap("training_set")
+    x, y = design(frame, catalog)
+    n = len(frame)
+    a, b, c = (int(n * q) for q in SPLITS)
+    say(f"training LightGBM on {a:,} decisions")
+    model = ResponseModel(seed=seed).fit(
+        x[:a], y[:a], x[a:b], y[a:b], x[b:c], y[b:c], [act.family for act in catalog.actions]
+    )
+    lap("fit")
+    say("evaluating")
+    test = frame.iloc[c:].reset_index(drop=True)
+    p_test = model.predict_proba(x[c:])
+    per_action = action_metrics(test, y[c:], p_test)
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+    metrics: dict[str, float] = {
+        "auc": float(roc_auc_score(y[c:], p_test)),
+        "log_loss": float(log_loss(y[c:], p_test)),
+        "brier": float(brier_score_loss(y[c:], p_test)),
+        "ece": _ece(y[c:], p_test),
+        "best_iteration": float(model.best_iteration_),
+    }
+    policy = Policy(catalog, model)
+    metrics.update(logged_policy_values(policy, dataset, test, catalog))
+    truth, mix = _truth_evaluation(policy, dataset, Path(data_dir))
+    if truth is not None:
+        metrics.update({f"normalised_value_{k}": v for k, v in truth.normalised.items()})
+        metrics.update({f"value_per_contact_{k}": v for k, v in truth.values.items()})
+        for fam, row in truth.by_family.iterrows():
+            metrics[f"normalised_value_nba_{fam}"] = float(row["nba"])
+    lap("evaluate")
+    window = (str(frame["timestamp"].min()), str(frame["timestamp"].max()))
+    say("logging to MLflow and registering the model")
+    configure(s)
+    with mlflow.start_run(run_name="train") as run, tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        mlflow.log_params(
+            {
+                **{f"lgbm_{k}": v for k, v in model.params().items()},
+                "n_estimators_max": model.n_estimators,
+                "min_evidence": model.min_evidence,
+                "split": str(SPLITS),
+                "data_dir": str(Path(data_dir).resolve()),
+                "window_start": window[0],
+                "window_end": window[1],
+                "n_train": a,
+                "n_valid": b - a,
+                "n_calib": c - b,
+                "n_test": n - c,
+                "catalog": catalog.source,
+            }
+        )
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        for action, row in per_action.iterrows():
+            mlflow.log_metrics(
+                {
+                    f"{m}_{action}": float(row[m])
+                    for m in ("auc", "log_loss", "brier", "ece")
+                    if np.isfinite(row[m])
+                }
+            )
+        for f in _plots(out, test, y[c:], p_test, model, mix):
+            mlflow.log_artifact(str(f), "plots")
+        (out / "report.md").write_text(_report(metrics, per_action, truth, window, n))
+        mlflow.log_artifact(str(out / "report.md"))
+        per_action.to_csv(out / "per_action_metrics.csv")
+        mlflow.log_artifact(str(out / "per_action_metrics.csv"))
+        (out / "response_model.json").write_text(model.to_json())
+        example = policy_input(dataset, _example_contacts(frame))
+        example = example[list(INPUT_COLUMNS)]
+        params = {"limit": 3, "with_suppressed": False, "model_version": ""}
+        from nba.policy.frames import decisions_to_frame
+
+        sample_out = decisions_to_frame(
+            policy.decide(contacts_from_frame(example, catalog), 3), ""
+        )
+        info = mlflow.pyfunc.log_model(
+            name="policy",
+            python_model=str(MODEL_CODE),
+            artifacts={
+                "catalog": catalog.source,
+                "response_model": str(out / "response_model.json"),
+            },
+            signature=infer_signature(example, sample_out, params=params),
+            input_example=(example.head(2), params),
+            registered_model_name=MODEL_NAME,
+        )
+        version = str(info.registered_model_version)
+        mlflow.set_tag("registered_version", version)
+        (out / "evidence.json").write_text(json.dumps([e.__dict__ for e in model.evidence_]))
+        mlflow.log_artifact(str(out / "evidence.json"))
+        run_id = run.info.run_id
+    champion = not has_alias(CHAMPION, s)
+    if champion:
+        set_alias(CHAMPION, version, s)
+    lap("mlflow")
+    dataset.close()
+    return TrainReport(run_id, version, champion, n, window, metrics, per_action, truth, seconds)
+
+
+def _example_contacts(frame: pd.DataFrame) -> pd.DataFrame:
+    last = frame.tail(3)
+    return pd.DataFrame(
+        {
+            "contact_id": last["decision_id"],
+            "customer_id": last["customer_id"],
+            "timestamp": last["timestamp"],
+            "channel": last["channel"],
+            "reason": last["reason"],
+        }
+    ).reset_index(drop=True)
+
+
+def _truth_evaluation(
+    policy: Policy, dataset: Dataset, data_dir: Path
+) -> tuple[TruthEvaluation | None, pd.DataFrame | None]:
+    """Evaluate on the held-out contacts when the dataset carries the simulator's truth."""
+    truth_file = data_dir / "truth" / "expected_value.parquet"
+    if not truth_file.is_file() or not dataset.count("contacts"):
+        return None, None
+    contacts = dataset.con.sql(
+        "SELECT c.*, u.segment FROM contacts c JOIN customers u "
+        "USING (customer_id) ORDER BY contact_id"
+    ).df()
+    frame = policy_input(dataset, contacts)
+    scores, _ = policy.score(contacts_from_frame(frame, policy.catalog))
+    result = evaluate_against_truth(
+        scores, policy.catalog, frame["contact_id"].tolist(), pd.read_parquet(truth_file)
+    )
+    picked = choices(scores, policy.catalog)["nba"]
+    fam = [policy.catalog.actions[j].family if j >= 0 else "nothing" for j in picked]
+    mix = pd.crosstab(
+        contacts["segment"].fillna("unknown"), pd.Series(fam, name="family"), normalize="index"
+    )
+    return result, mix
