@@ -584,3 +584,62 @@ def _normalise(
         "FROM decisions d JOIN catalog_families f USING (action_id)"
     )
     con.unregister("catalog_families")
+
+
+def load_contacts_file(dataset: Dataset, path: Path | str) -> None:
+    """Validate a contacts file (outside the dataset directory) and make it the dataset's
+    ``contacts`` table. Raises :class:`ContractError` naming the file on any violation."""
+    path = Path(path)
+    spec = TABLES["contacts"]
+    if not path.is_file() or path.suffix not in (".csv", ".parquet"):
+        raise ContractError(
+            [
+                Violation(
+                    "contacts",
+                    str(path),
+                    None,
+                    "contacts file not found (expected .csv or .parquet)",
+                )
+            ]
+        )
+    con = dataset.con
+    try:
+        kinds = _register_raw(con, spec, path)
+    except (duckdb.Error, pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        raise ContractError(
+            [Violation("contacts", path.name, None, f"cannot read the file: {_first_line(exc)}")]
+        ) from None
+    violations = _check_table(con, spec, path.name, kinds, dataset.catalog, dataset.notes)
+    if not violations:
+        cond = "customer_id NOT IN (SELECT customer_id FROM customers)"
+        n = int(con.execute(f"SELECT count(*) FROM raw_contacts WHERE {cond}").fetchall()[0][0])
+        if n:
+            ex = con.execute(
+                f"SELECT __row, customer_id FROM raw_contacts WHERE {cond} "
+                f"ORDER BY __row LIMIT {N_EXAMPLES}"
+            ).fetchall()
+            violations.append(
+                Violation(
+                    "contacts",
+                    path.name,
+                    "customer_id",
+                    "customer_id not found in customers",
+                    n,
+                    tuple(_example(path.name, r, s) for r, s in ex),
+                )
+            )
+    if violations:
+        raise ContractError(violations)
+    cols = []
+    for col in spec.columns:
+        raw_type = kinds.get(col.name)
+        expr = "CAST(NULL AS VARCHAR)" if raw_type is None else _typed(col, raw_type)
+        if col.vocabulary and raw_type is not None:
+            listed = ", ".join(f"'{a}'" for a in col.vocabulary)
+            expr = (
+                f"CASE WHEN {expr} IS NULL THEN NULL WHEN {expr} IN ({listed}) "
+                f"THEN {expr} ELSE 'other' END"
+            )
+        cols.append(f"{expr} AS {col.name}")
+    con.execute(f"CREATE OR REPLACE TABLE contacts AS SELECT {', '.join(cols)} FROM raw_contacts")
+    dataset.files["contacts"] = path

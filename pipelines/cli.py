@@ -21,12 +21,14 @@ from nba.config import get_settings
 from nba.exceptions import NBAError
 from nba.simulate import SimulationConfig
 from pipelines.features import FeatureBuildReport, build_features
+from pipelines.score import ScoreReport, score
 from pipelines.simulate import run_simulation
+from pipelines.train import TrainReport, train
 from pipelines.validate import ValidationReport, validate
 
 app = typer.Typer(
     name="nba",
-    help="Next-Best-Action engine: simulate data, validate it, build customer profiles.",
+    help="Next-Best-Action engine: simulate, validate, build profiles, train, score.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -126,6 +128,78 @@ def _build_with_status(data: Path, register: bool) -> FeatureBuildReport:
         return build_features(data, step=lambda s: status.update(s), register=register)
 
 
+@app.command("train")
+def train_cmd(
+    data: Annotated[Path, typer.Option(help="Dataset directory with a decisions table.")],
+    seed: Annotated[int, typer.Option(help="Seed of the model fit.")] = 0,
+) -> None:
+    """Train the response model, evaluate the policy, log to MLflow, register nba-policy."""
+    with _errors():
+        report = _train_with_status(data, seed)
+    _print_training(report)
+
+
+def _train_with_status(data: Path, seed: int) -> TrainReport:
+    with err.status("training") as status:
+        return train(data, step=lambda s: status.update(s), seed=seed)
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Option(help="Registered version of nba-policy.")],
+    alias: Annotated[str, typer.Option(help="Alias to point at it.")] = "champion",
+) -> None:
+    """Point an alias (default @champion) of nba-policy at a registered version."""
+    from nba.tracking import MODEL_NAME, set_alias
+
+    with _errors():
+        set_alias(alias, version)
+    console.print(f"{MODEL_NAME}@{alias} -> version {version}")
+
+
+@app.command("score")
+def score_cmd(
+    data: Annotated[Path, typer.Option(help="Dataset directory.")],
+    out: Annotated[Path, typer.Option(help="Recommendations Parquet file to write.")],
+    contacts: Annotated[
+        Path | None,
+        typer.Option(help="Contacts file (.csv/.parquet); without it, the whole active base."),
+    ] = None,
+    top_k: Annotated[int, typer.Option(min=1, help="Recommendations per contact.")] = 3,
+    alias: Annotated[str, typer.Option(help="Model alias to load.")] = "champion",
+) -> None:
+    """Score contacts with models:/nba-policy@champion into the recommendations table."""
+    with _errors(), err.status("scoring"):
+        report = score(data, out, contacts, top_k=top_k, alias=alias)
+    _print_score(report)
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000) -> None:
+    """Open the MLflow UI on the workspace's tracking store (experiments, registry)."""
+    import subprocess
+    import sys
+    from pathlib import Path as _Path
+
+    from nba.tracking import tracking_uri
+
+    mlflow_cli = _Path(sys.executable).with_name("mlflow")
+    console.print(f"MLflow UI on http://127.0.0.1:{port} (store {tracking_uri()})")
+    subprocess.run(
+        [
+            str(mlflow_cli),
+            "ui",
+            "--backend-store-uri",
+            tracking_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        check=False,
+    )
+
+
 @app.command()
 def demo(
     out: Annotated[
@@ -135,7 +209,8 @@ def demo(
     customers: Annotated[int, typer.Option(min=1)] = 25_000,
     seed: Annotated[int, typer.Option()] = 42,
 ) -> None:
-    """The main job end to end on the embedded default: simulate, validate, build features."""
+    """The main job end to end on the embedded default: simulate, validate, build
+    features, train and register the policy, score the held-out contacts."""
     settings = get_settings()
     out = out or settings.home_dir / "demo-data"
     console.rule("[bold]NBA engine demo")
@@ -152,6 +227,14 @@ def demo(
         _print_validation(validate(out))
         console.print("\n[bold]3. features[/] point-in-time profiles into Feast")
         _print_features(_build_with_status(out, register=True))
+        console.print("\n[bold]4. train[/] response model, evaluation, MLflow registry")
+        _print_training(_train_with_status(out, seed))
+        console.print("\n[bold]5. score[/] the held-out contacts with nba-policy@champion")
+        report = score(
+            out, settings.home_dir / "recommendations.parquet", out / "contacts.parquet"
+        )
+        _print_score(report)
+        _print_examples(report, 3)
     console.rule(f"demo finished in {time.perf_counter() - started:.0f} s")
 
 
@@ -190,6 +273,73 @@ def _print_features(r: FeatureBuildReport) -> None:
     for step, secs in r.seconds.items():
         table.add_row(f"time: {step.replace('_', ' ')}", f"{secs:.1f} s")
     console.print(table)
+
+
+def _print_training(r: TrainReport) -> None:
+    m = r.metrics
+    status = "and made @champion" if r.champion else "(no alias; use nba promote)"
+    console.print(f"registered nba-policy version {r.version} {status}; MLflow run {r.run_id}")
+    console.print(
+        f"trained on {r.n_decisions:,} decisions ({r.window[0]} .. {r.window[1]}); "
+        f"test period AUC {m['auc']:.3f}, calibration error {m['ece']:.3f}"
+    )
+    if r.truth is not None:
+        t = Table(
+            title="policy value on the held-out contacts (vs the simulator's oracle)",
+            title_justify="left",
+        )
+        t.add_column("policy")
+        t.add_column("value per contact", justify="right")
+        t.add_column("normalised", justify="right")
+        for name in ("nba", "propensity_only", "random", "product_first", "oracle"):
+            t.add_row(name, f"{r.truth.values[name]:.2f}", f"{r.truth.normalised[name]:.3f}")
+        console.print(t)
+        fam = Table(
+            title="normalised value by the family the oracle would choose", title_justify="left"
+        )
+        for col in ("family", "contacts", "nba", "product_first", "propensity_only"):
+            fam.add_column(col, justify="left" if col == "family" else "right")
+        for family, row in r.truth.by_family.iterrows():
+            fam.add_row(
+                str(family),
+                f"{int(row['contacts']):,}",
+                f"{row['nba']:.3f}",
+                f"{row['product_first']:.3f}",
+                f"{row['propensity_only']:.3f}",
+            )
+        console.print(fam)
+    else:
+        console.print(
+            f"logged-data value per contact (SNIPW): NBA "
+            f"{m['logged_value_nba_snipw']:.2f} vs logging policy "
+            f"{m['logged_value_logging_policy']:.2f}"
+        )
+
+
+def _print_score(r: ScoreReport) -> None:
+    console.print(
+        f"scored {r.n_contacts:,} contacts with nba-policy version {r.model_version}"
+        f" in {r.seconds:.1f} s: {r.n_rows:,} recommendations, "
+        f"{r.n_without_action:,} contacts with nothing worth offering -> {r.out}"
+    )
+    if len(r.recommendations):
+        top = r.recommendations[r.recommendations["rank"] == 1]
+        mix = top["family"].value_counts(normalize=True)
+        console.print("top action mix: " + ", ".join(f"{f} {v:.0%}" for f, v in mix.items()))
+
+
+def _print_examples(r: ScoreReport, n: int) -> None:
+    recs = r.recommendations
+    for contact_id in list(dict.fromkeys(recs["contact_id"]))[:n]:
+        rows = recs[recs["contact_id"] == contact_id]
+        console.print(f"\n[bold]contact {contact_id}[/] (customer {rows.iloc[0]['customer_id']})")
+        for _, row in rows.iterrows():
+            console.print(
+                f"  {row['rank']}. {row['name']}  [dim](p={row['propensity']:.2f}, "
+                f"net value {row['value']:.0f}, priority {row['priority']:.1f})[/]"
+            )
+            for reason in row["reasons"]:
+                console.print(f"       - {reason}")
 
 
 if __name__ == "__main__":
