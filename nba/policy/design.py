@@ -29,7 +29,37 @@ MODEL_FEATURES: tuple[str, ...] = tuple(
 )
 _MODEL_FEATURE_INDEX = np.array([NUMERIC_FEATURE_NAMES.index(f) for f in MODEL_FEATURES])
 
-MODEL_COLUMNS: tuple[str, ...] = (*MODEL_FEATURES, *CONTEXT_COLUMNS)
+MONOTONE_FAMILY = "installment_offer"
+MONOTONE_FEATURES: tuple[str, ...] = (
+    "n_missed_payment_7d",
+    "n_missed_payment_30d",
+    "n_missed_payment_90d",
+    "n_missed_payment_365d",
+    "amount_missed_90d",
+    "missed_payment_ratio_365d",
+)
+"""More payment trouble never lowers an installment offer's acceptance. For rows of that
+family these inputs move to their own columns (suffix ``__installment``) under a +1
+monotone constraint, and the shared columns are empty there; other families keep the
+shared columns, unconstrained (payment trouble rightly lowers a product offer's chances)."""
+MONOTONE_SUFFIX = "__installment"
+_MONOTONE_INDEX = np.array([MODEL_FEATURES.index(f) for f in MONOTONE_FEATURES])
+
+MODEL_COLUMNS: tuple[str, ...] = (
+    *MODEL_FEATURES,
+    *(f + MONOTONE_SUFFIX for f in MONOTONE_FEATURES),
+    *CONTEXT_COLUMNS,
+)
+MONOTONE_CONSTRAINTS: tuple[int, ...] = tuple(
+    1 if c.endswith(MONOTONE_SUFFIX) else 0 for c in MODEL_COLUMNS
+)
+
+
+def base_feature(column: str) -> str:
+    """The profile feature behind a model column."""
+    return column.removesuffix(MONOTONE_SUFFIX)
+
+
 CATEGORICAL_COLUMNS: tuple[str, ...] = CONTEXT_COLUMNS
 NO_REASON = len(INTERACTION_TYPES)  # code of an unknown / absent contact reason
 
@@ -100,5 +130,11 @@ def candidate_rows(
         act = np.tile(np.arange(k, dtype=float), n)
         base = np.repeat(profile_x, k, axis=0)
         ch, rs = np.repeat(channels, k), np.repeat(reasons, k)
-    ctx = np.column_stack([ch, rs, act, fam[act.astype(int)]])
-    return np.hstack([base, ctx])
+    family = fam[act.astype(int)]
+    gated = family == _FAMILY_CODE[MONOTONE_FAMILY]
+    shared = base.copy()
+    own = np.full((base.shape[0], len(MONOTONE_FEATURES)), np.nan)
+    own[gated] = base[gated][:, _MONOTONE_INDEX]
+    shared[np.ix_(gated, _MONOTONE_INDEX)] = np.nan
+    ctx = np.column_stack([ch, rs, act, family])
+    return np.hstack([shared, own, ctx])

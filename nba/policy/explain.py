@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-from nba.policy.design import MODEL_COLUMNS
+from nba.policy.design import MODEL_COLUMNS, base_feature
 from nba.vocabulary import INTERACTION_TYPES
 
 _NUMBERS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
@@ -154,7 +154,7 @@ def top_reasons(
     for j in order:
         if contributions[j] <= 0 or len(out) >= k:
             break
-        text = sentence(MODEL_COLUMNS[j], values[j], reason)
+        text = sentence(base_feature(MODEL_COLUMNS[j]), values[j], reason)
         if text and text not in out:
             out.append(text)
     return out

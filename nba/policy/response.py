@@ -20,7 +20,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from nba.policy.design import CATEGORICAL_COLUMNS, MODEL_COLUMNS
+from nba.policy.design import CATEGORICAL_COLUMNS, MODEL_COLUMNS, MONOTONE_CONSTRAINTS
 
 ACTION_COLUMN = MODEL_COLUMNS.index("ctx_action")
 
@@ -78,6 +78,8 @@ class ResponseModel:
             "bagging_freq": 1,
             "lambda_l2": 1.0,
             "cat_smooth": 10.0,
+            "monotone_constraints": list(MONOTONE_CONSTRAINTS),
+            "monotone_constraints_method": "advanced",
             "num_threads": self.n_threads,
             "seed": self.seed,
             "deterministic": True,
@@ -131,6 +133,11 @@ class ResponseModel:
         platt = LogisticRegression(C=1e6)  # unregularised Platt scaling
         platt.fit(raw.reshape(-1, 1), y_calib)
         self.platt_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+        if self.platt_[0] <= 0:
+            raise ValueError(
+                "calibration found no positive link between the model's scores "
+                "and acceptance on the calibration period: too little data"
+            )
         self.evidence_ = self._evidence(
             np.concatenate(
                 [x_train[:, ACTION_COLUMN], x_valid[:, ACTION_COLUMN], x_calib[:, ACTION_COLUMN]]

@@ -1,0 +1,189 @@
+"""The policy through MLflow: trained via Feast, registered, loaded by alias, scored.
+
+Real components: Feast (SQLite online store), MLflow with its SQLite tracking store under
+NBA_HOME, the pyfunc model loaded from ``models:/nba-policy@champion``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from nba.catalog import load_catalog
+from nba.contract import load_dataset
+from nba.inputs import policy_input
+from nba.policy.frames import INPUT_COLUMNS, contacts_from_frame
+from nba.policy.policy import Policy
+from nba.policy.response import ResponseModel
+from nba.simulate import SimulationConfig, simulate_world, write_world
+from nba.tracking import MODEL_NAME, configure, resolve
+from pipelines.cli import app
+from pipelines.features import build_features
+from pipelines.score import RECOMMENDATIONS_SCHEMA
+from pipelines.train import train
+
+pytestmark = pytest.mark.slow
+CONFIG = SimulationConfig(customers=2500, months=6, seed=9, holdout_weeks=3, history_months=3)
+
+
+@pytest.fixture
+def trained(tmp_path: Path) -> dict[str, Any]:
+    catalog = load_catalog()
+    data = tmp_path / "sim"
+    write_world(simulate_world(CONFIG, catalog), data, CONFIG, catalog.source)
+    build_features(data)
+    report = train(data)
+    return {"data": data, "report": report}
+
+
+def test_training_registers_a_champion_with_metrics_and_plots(trained: dict[str, Any]) -> None:
+    report = trained["report"]
+    assert report.version == "1" and report.champion
+    assert resolve().version == "1"
+    configure()
+    run = mlflow.get_run(report.run_id)
+    for key in (
+        "auc",
+        "ece",
+        "log_loss",
+        "brier",
+        "normalised_value_nba",
+        "normalised_value_product_first",
+        "logged_value_nba_snipw",
+    ):
+        assert key in run.data.metrics, key
+    assert 0.5 < run.data.metrics["auc"] <= 1.0
+    assert run.data.params["window_start"] < run.data.params["window_end"]
+    files = {a.path for a in mlflow.MlflowClient().list_artifacts(report.run_id, "plots")}
+    assert files == {
+        "plots/calibration.png",
+        "plots/feature_importance.png",
+        "plots/action_mix_by_segment.png",
+    }
+    report_md = mlflow.artifacts.download_artifacts(
+        run_id=report.run_id, artifact_path="report.md"
+    )
+    assert "Normalised value" in Path(report_md).read_text()
+
+
+def test_pyfunc_from_the_registry_ranks_like_the_in_process_policy(
+    trained: dict[str, Any],
+) -> None:
+    configure()
+    ref = resolve()
+    model = mlflow.pyfunc.load_model(ref.uri)
+    ds = load_dataset(trained["data"])
+    contacts = ds.con.sql("SELECT * FROM contacts ORDER BY contact_id LIMIT 300").df()
+    frame = policy_input(ds, contacts)[list(INPUT_COLUMNS)]
+    ds.close()
+    served = model.predict(frame, params={"limit": 3, "model_version": ref.version})
+    # Rebuild the policy from the run's artifacts, outside MLflow.
+    run_id = trained["report"].run_id
+    art = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="policy/artifacts")
+    response = ResponseModel.from_json(Path(art, "response_model.json").read_text())
+    local = Policy(load_catalog(Path(art, "actions.yaml")), response)
+    expected = [
+        (d.contact_id, rank, r.action_id, r.propensity, r.reasons)
+        for d in local.decide(contacts_from_frame(frame, local.catalog), 3)
+        for rank, r in enumerate(d.recommendations, start=1)
+    ]
+    got = list(
+        zip(
+            served["contact_id"],
+            served["rank"],
+            served["action_id"],
+            served["propensity"],
+            served["reasons"].map(list),
+            strict=True,
+        )
+    )
+    assert len(got) > 0
+    assert got == expected
+    assert set(served["model_version"]) == {"1"}
+
+
+def test_a_second_version_is_not_champion_until_promoted(trained: dict[str, Any]) -> None:
+    second = train(trained["data"], seed=1)
+    assert second.version == "2" and not second.champion
+    assert resolve().version == "1"
+    result = CliRunner().invoke(app, ["promote", "--version", "2"])
+    assert result.exit_code == 0, result.output
+    assert resolve().version == "2"
+    bad = CliRunner().invoke(app, ["promote", "--version", "99"])
+    assert bad.exit_code == 2
+    assert f"cannot point {MODEL_NAME}@champion at version 99" in bad.stderr
+
+
+def test_score_writes_the_contract_table(trained: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "recs.parquet"
+    data = trained["data"]
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--data",
+            str(data),
+            "--contacts",
+            str(data / "contacts.parquet"),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    assert table.schema.equals(RECOMMENDATIONS_SCHEMA)
+    recs = table.to_pandas()
+    contacts = pd.read_parquet(data / "contacts.parquet")
+    assert set(recs["contact_id"]) <= set(contacts["contact_id"])
+    assert (
+        recs.groupby("contact_id")["rank"]
+        .apply(lambda r: list(r) == list(range(1, len(r) + 1)))
+        .all()
+    )
+    assert (recs["priority"] > 0).all()
+    assert recs.groupby("contact_id")["priority"].apply(lambda p: p.is_monotonic_decreasing).all()
+
+
+def test_score_rejects_a_bad_contacts_file(trained: dict[str, Any], tmp_path: Path) -> None:
+    bad = tmp_path / "contacts.csv"
+    bad.write_text(
+        "contact_id,customer_id,timestamp,channel,reason\n"
+        "k1,C000001,2025-06-01T10:00:00Z,phone,complaint\n"
+        "k2,NOBODY,2025-06-01T10:00:00Z,phone,complaint\n"
+        "k3,C000002,not-a-time,phone,\n"
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--data",
+            str(trained["data"]),
+            "--contacts",
+            str(bad),
+            "--out",
+            str(tmp_path / "r.parquet"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "contacts.csv: column 'timestamp': not an ISO-8601 timestamp" in result.stderr
+    assert "line 4: 'not-a-time'" in result.stderr
+    assert not (tmp_path / "r.parquet").exists()
+
+
+def test_score_without_contacts_covers_the_active_base(
+    trained: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "base.parquet"
+    result = CliRunner().invoke(
+        app, ["score", "--data", str(trained["data"]), "--out", str(out), "--top-k", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    recs = pd.read_parquet(out)
+    assert recs["contact_id"].str.startswith("base-").all()
+    assert (recs["rank"] == 1).all()
