@@ -41,7 +41,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     x, y = design(frame, ds.catalog)
     n = len(frame)
-    a, b, c = (int(n * q) for q in SPLITS)
+    a, b = int(n * SPLITS[0]), int(n * SPLITS[1])
     model = ResponseModel().fit(
         x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], [act.family for act in ds.catalog.actions]
     )
