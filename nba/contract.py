@@ -176,7 +176,10 @@ def connect(settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
     s = settings or get_settings()
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        pass  # inside Jupyter DuckDB wants ipywidgets to touch this setting; harmless
     con.execute(f"SET memory_limit = '{s.duckdb_memory_limit}'")
     if s.duckdb_threads > 0:
         con.execute(f"SET threads = {int(s.duckdb_threads)}")

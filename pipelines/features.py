@@ -51,11 +51,14 @@ def build_features(
     step: Callable[[str], None] | None = None,
     *,
     register: bool = True,
+    online: bool = True,
 ) -> FeatureBuildReport:
     """Validate ``data_dir``, compute profiles, write the offline store, ``feast apply`` and
     materialise the newest profile of every customer into the online store.
 
-    ``step(name)`` is called as each step starts (for progress display).
+    ``step(name)`` is called as each step starts (for progress display). ``register=False``
+    writes the offline store only; ``online=False`` registers but leaves the online store
+    (training needs only the registry and the offline store).
     """
     s = settings or get_settings()
     say = step or (lambda _name: None)
@@ -87,9 +90,10 @@ def build_features(
         say("registering the Feast repository (feast apply)")
         apply_repo(s)
         lap("feast_apply")
-        say("loading the newest profiles into the online store")
-        push_latest(open_store(s), profiles, latest)
-        lap("online_write")
+        if online:
+            say("loading the newest profiles into the online store")
+            push_latest(open_store(s), profiles, latest)
+            lap("online_write")
     return FeatureBuildReport(
         n_customers=n_customers,
         n_profile_rows=profiles.num_rows,

@@ -1,0 +1,37 @@
+"""The numbered notebooks run from top to bottom without an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+pytestmark = pytest.mark.slow
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+@pytest.mark.parametrize("name", ["01-profiles-and-models.ipynb"])
+def test_notebook_executes(name: str, nba_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NB_CUSTOMERS", "2500")
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "registered version 1 champion" in text
+    assert "normalised" in text
+    assert str(nba_home) in text  # it used the test's workspace, not the user's
+
+
+def test_notebooks_are_current() -> None:
+    """The committed .ipynb files match their sources in build_notebooks.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build", NOTEBOOKS / "build_notebooks.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = nbformat.read(NOTEBOOKS / "01-profiles-and-models.ipynb", as_version=4)
+    assert [c.source for c in committed.cells] == [c.source for c in module.PROFILES_AND_MODELS]
