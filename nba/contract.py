@@ -10,6 +10,7 @@ and that is reported as a note.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -176,10 +177,9 @@ def connect(settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
     s = settings or get_settings()
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
-    try:
+    # Inside Jupyter DuckDB wants ipywidgets to touch this setting; without them it is harmless.
+    with contextlib.suppress(duckdb.InvalidInputException):
         con.execute("SET enable_progress_bar = false")
-    except duckdb.InvalidInputException:
-        pass  # inside Jupyter DuckDB wants ipywidgets to touch this setting; harmless
     con.execute(f"SET memory_limit = '{s.duckdb_memory_limit}'")
     if s.duckdb_threads > 0:
         con.execute(f"SET threads = {int(s.duckdb_threads)}")
