@@ -23,6 +23,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the data and profiles already in --workdir"
+    )
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nba-train-bench-"))
     os.environ["NBA_HOME"] = str(work / "home")
@@ -41,12 +44,13 @@ def main() -> None:
     )
     config = SimulationConfig(customers=args.customers, seed=3)
     catalog = load_catalog()
-    t = time.perf_counter()
-    write_world(simulate_world(config, catalog), work / "data", config, catalog.source)
-    print(f"simulated {args.customers:,} customers in {time.perf_counter() - t:.0f} s")
-    t = time.perf_counter()
-    build_features(work / "data", online=False)
-    print(f"profiles + feast apply in {time.perf_counter() - t:.0f} s")
+    if not (args.reuse and (work / "data" / "decisions.parquet").is_file()):
+        t = time.perf_counter()
+        write_world(simulate_world(config, catalog), work / "data", config, catalog.source)
+        print(f"simulated {args.customers:,} customers in {time.perf_counter() - t:.0f} s")
+        t = time.perf_counter()
+        build_features(work / "data", online=False)
+        print(f"profiles + feast apply in {time.perf_counter() - t:.0f} s")
 
     t = time.perf_counter()
     report = train(work / "data")

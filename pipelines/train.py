@@ -33,6 +33,8 @@ from nba.profiles import FEATURE_SERVICE, NUMERIC_FEATURE_NAMES
 from nba.tracking import CHAMPION, MODEL_NAME, configure, has_alias, set_alias
 
 SPLITS = (0.72, 0.82, 0.91)
+HISTORICAL_CHUNK_ROWS = 150_000
+"""Entity rows per get_historical_features call (bounds the file offline store's memory)."""
 MODEL_CODE = Path(__file__).resolve().parent.parent / "models" / "nba_policy.py"
 
 
@@ -61,14 +63,22 @@ def training_frame(dataset: Dataset, settings: Settings) -> pd.DataFrame:
             "event_timestamp": pd.to_datetime(dec["timestamp"]).dt.tz_localize("UTC"),
         }
     ).drop_duplicates()
+    # Feast's file offline store joins every entity row with all profile rows of the same
+    # customer in memory; customer-disjoint chunks bound that (1M decisions in one call
+    # needed more than 24 GB). The union of the chunks is the same result.
+    n_chunks = max(1, -(-len(entity) // HISTORICAL_CHUNK_ROWS))
+    bucket = (pd.util.hash_pandas_object(entity["customer_id"], index=False) % n_chunks).to_numpy()
+    service = store.get_feature_service(FEATURE_SERVICE)
+    parts = []
     try:
-        hist = store.get_historical_features(
-            entity_df=entity, features=store.get_feature_service(FEATURE_SERVICE)
-        ).to_df()
+        for k in range(n_chunks):
+            chunk = entity[bucket == k]
+            parts.append(store.get_historical_features(entity_df=chunk, features=service).to_df())
     except Exception as exc:  # Feast raises many types for a missing registry or source
         raise FeatureStoreError(
             f"cannot read profiles from Feast ({exc}); run `nba features build --data DIR` first"
         ) from exc
+    hist = pd.concat(parts, ignore_index=True)
     hist["timestamp"] = hist.pop("event_timestamp").dt.tz_convert(None)
     frame = dec.merge(hist, on=["customer_id", "timestamp"], how="left")
     missing = int(frame["tenure_days"].isna().sum())
