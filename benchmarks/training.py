@@ -5,8 +5,8 @@
 
 Steps timed inside `nba train`: the training set through Feast's point-in-time
 `get_historical_features`, the LightGBM fit (with early stopping and refit), evaluation,
-and MLflow logging/registration. The floor is a bare LightGBM fit of the same number of
-rounds on the same matrix, without calibration, evaluation or tracking.
+and MLflow logging/registration. The floor is a bare LightGBM fit per family, of the same
+number of rounds on the same rows, without early stopping, refit, calibration or tracking.
 """
 
 from __future__ import annotations
@@ -63,9 +63,11 @@ def main() -> None:
         f" AUC {report.metrics['auc']:.3f}, rounds {report.metrics['best_iteration']:.0f}"
     )
 
-    # Floor: a bare LightGBM fit of the same rounds on the same training rows.
+    # Floor: bare LightGBM fits per family, same rounds, same training rows.
     from nba.contract import load_dataset
+    from nba.policy.design import MODEL_COLUMNS
     from nba.policy.response import ResponseModel
+    from nba.vocabulary import FAMILIES
 
     ds = load_dataset(work / "data")
     frame = training_frame(ds, get_settings())
@@ -73,10 +75,13 @@ def main() -> None:
     ds.close()
     a = int(len(frame) * SPLITS[0])
     params = ResponseModel().params()
+    family = x[:a, MODEL_COLUMNS.index("ctx_family")]
     t = time.perf_counter()
-    lgb.train(
-        params, lgb.Dataset(x[:a], y[:a]), num_boost_round=int(report.metrics["best_iteration"])
-    )
+    for code, name in enumerate(FAMILIES):
+        rounds = int(report.metrics.get(f"rounds_{name}", 0))
+        if rounds:
+            rows = family == code
+            lgb.train(params, lgb.Dataset(x[:a][rows], y[:a][rows]), num_boost_round=rounds)
     floor = time.perf_counter() - t
     print(
         f"floor: bare LightGBM fit, same rows and rounds: {floor:.1f} s; "

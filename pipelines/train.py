@@ -209,14 +209,10 @@ def _plots(
     fig.savefig(files[-1], dpi=100, bbox_inches="tight")
     plt.close(fig)
 
-    gain = (
-        pd.Series(model.booster_.feature_importance("gain"), index=model.booster_.feature_name())
-        .sort_values()
-        .tail(20)
-    )
+    gain = pd.Series(model.feature_importance()).sort_values().tail(20)
     fig, ax = plt.subplots(figsize=(7, 6))
     gain.plot.barh(ax=ax)
-    ax.set(title="Feature importance (gain), top 20", xlabel="total gain")
+    ax.set(title="Feature importance (gain over the family models), top 20", xlabel="total gain")
     files.append(out / "feature_importance.png")
     fig.savefig(files[-1], dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -355,7 +351,8 @@ def train(
         "log_loss": float(log_loss(y[c:], p_test)),
         "brier": float(brier_score_loss(y[c:], p_test)),
         "ece": _ece(y[c:], p_test),
-        "best_iteration": float(model.best_iteration_),
+        "best_iteration": float(sum(model.rounds_.values())),
+        **{f"rounds_{fam}": float(r) for fam, r in model.rounds_.items()},
     }
     policy = Policy(catalog, model)
     metrics.update(logged_policy_values(policy, dataset, test, catalog))

@@ -1,13 +1,17 @@
-"""Calibrated acceptance model: one LightGBM over (contact, action) rows.
+"""Calibrated acceptance models: one LightGBM per action family.
 
-One model with the action and its family as categorical features (rather than one model per
-family): it shares what is common (an unhappy customer accepts little) and still splits by
-action where responses differ; all candidates of a contact score in one ``predict``.
+Measured on the demo world (``README.md``, Performance): one model per family reached a
+normalised policy value of 0.818 against 0.803 for a single model over all actions, and
+fits in half the time. Each family's model sees the same columns (profile features,
+channel, reason, action), so the action still matters within a family and explanations
+read the same way for all.
 
-Calibration is Platt scaling on a later time slice than the one used for early stopping:
-a monotone map, so it keeps the model's order and its ``pred_contrib`` explanations valid.
-Actions with little evidence (fewer than ``min_evidence`` logged decisions) fall back to a
-Beta posterior around their family's acceptance rate, and say so.
+Each family's booster stops early on a later time slice, is refit on train + valid with
+the chosen number of rounds, and is calibrated by Platt scaling on a later slice still: a
+monotone map, so it keeps the model's order and its ``pred_contrib`` explanations valid.
+Actions with little evidence (fewer than ``min_evidence`` logged decisions), and whole
+families with too little data to fit, fall back to a Beta posterior around the family's
+acceptance rate, and say so.
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from nba.policy.design import CATEGORICAL_COLUMNS, MODEL_COLUMNS, MONOTONE_CONSTRAINTS
+from nba.vocabulary import FAMILIES
 
 ACTION_COLUMN = MODEL_COLUMNS.index("ctx_action")
+FAMILY_COLUMN = MODEL_COLUMNS.index("ctx_family")
+MIN_FAMILY_ROWS = 200
+"""A family needs this many rows in each time slice (and both outcomes) to get a model."""
 
 
 @dataclass(frozen=True)
@@ -35,8 +43,15 @@ class Evidence:
     prior_rate: float
 
 
+@dataclass
+class FamilyModel:
+    booster: lgb.Booster
+    rounds: int
+    platt: tuple[float, float]
+
+
 class ResponseModel:
-    """Predicts P(accept | contact, action), calibrated.
+    """Predicts P(accept | contact, action), calibrated, with one booster per family.
 
     Parameters follow scikit-learn's convention: set in ``__init__``, fitted state ends in
     ``_`` and :meth:`fit` returns ``self``.
@@ -102,50 +117,64 @@ class ResponseModel:
         ``x_*`` have shape ``(n, len(MODEL_COLUMNS))``; ``y_*`` are 0/1 of shape ``(n,)``;
         ``families[j]`` is the family of catalog action ``j``.
         """
-        cats = [MODEL_COLUMNS.index(c) for c in CATEGORICAL_COLUMNS]
-        train = lgb.Dataset(
-            x_train,
-            y_train,
-            feature_name=list(MODEL_COLUMNS),
-            categorical_feature=cats,
-            free_raw_data=True,
+        self.families_ = tuple(families)
+        self.models_: dict[int, FamilyModel] = {}
+        for code in range(len(FAMILIES)):
+            parts = [
+                (x[x[:, FAMILY_COLUMN] == code], y[x[:, FAMILY_COLUMN] == code])
+                for x, y in ((x_train, y_train), (x_valid, y_valid), (x_calib, y_calib))
+            ]
+            if all(len(py) >= MIN_FAMILY_ROWS and 0 < py.sum() < len(py) for _, py in parts):
+                self.models_[code] = self._fit_family(*parts[0], *parts[1], *parts[2])
+        actions = np.concatenate(
+            [x_train[:, ACTION_COLUMN], x_valid[:, ACTION_COLUMN], x_calib[:, ACTION_COLUMN]]
+        ).astype(int)
+        self.evidence_ = self._evidence(
+            actions, np.concatenate([y_train, y_valid, y_calib]), families
         )
-        valid = lgb.Dataset(x_valid, y_valid, reference=train)
-        self.booster_ = lgb.train(
+        return self
+
+    def _fit_family(
+        self,
+        xt: np.ndarray,
+        yt: np.ndarray,
+        xv: np.ndarray,
+        yv: np.ndarray,
+        xc: np.ndarray,
+        yc: np.ndarray,
+    ) -> FamilyModel:
+        cats = [MODEL_COLUMNS.index(c) for c in CATEGORICAL_COLUMNS]
+
+        def dataset(x: np.ndarray, y: np.ndarray) -> lgb.Dataset:
+            return lgb.Dataset(x, y, feature_name=list(MODEL_COLUMNS), categorical_feature=cats)
+
+        train = dataset(xt, yt)
+        booster = lgb.train(
             self.params(),
             train,
             num_boost_round=self.n_estimators,
-            valid_sets=[valid],
+            valid_sets=[lgb.Dataset(xv, yv, reference=train)],
             callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
         )
-        self.best_iteration_ = int(self.booster_.best_iteration or self.booster_.num_trees())
+        rounds = int(booster.best_iteration or booster.num_trees())
         if self.refit:
             # Early stopping chose the number of rounds; refit on train + valid with it, so
             # the newest pre-calibration data also shapes the trees.
-            both = lgb.Dataset(
-                np.vstack([x_train, x_valid]),
-                np.concatenate([y_train, y_valid]),
-                feature_name=list(MODEL_COLUMNS),
-                categorical_feature=cats,
+            booster = lgb.train(
+                self.params(),
+                dataset(np.vstack([xt, xv]), np.concatenate([yt, yv])),
+                num_boost_round=rounds,
             )
-            self.booster_ = lgb.train(self.params(), both, num_boost_round=self.best_iteration_)
-        raw = self._raw(x_calib)
+        raw = np.asarray(booster.predict(xc, raw_score=True, num_iteration=rounds), dtype=float)
         platt = LogisticRegression(C=1e6)  # unregularised Platt scaling
-        platt.fit(raw.reshape(-1, 1), y_calib)
-        self.platt_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
-        if self.platt_[0] <= 0:
+        platt.fit(raw.reshape(-1, 1), yc)
+        a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+        if a <= 0:
             raise ValueError(
                 "calibration found no positive link between the model's scores "
                 "and acceptance on the calibration period: too little data"
             )
-        self.evidence_ = self._evidence(
-            np.concatenate(
-                [x_train[:, ACTION_COLUMN], x_valid[:, ACTION_COLUMN], x_calib[:, ACTION_COLUMN]]
-            ).astype(int),
-            np.concatenate([y_train, y_valid, y_calib]),
-            families,
-        )
-        return self
+        return FamilyModel(booster, rounds, (a, b))
 
     def _evidence(self, actions: np.ndarray, y: np.ndarray, families: list[str]) -> list[Evidence]:
         k = len(families)
@@ -158,38 +187,65 @@ class ResponseModel:
             fam_rate = (fam_acc + 1.0) / (fam_n + 2.0)  # Beta(1, 1) on the family's rate
             a = fam_rate * self.prior_strength + acc[j]
             b = (1 - fam_rate) * self.prior_strength + (n[j] - acc[j])
+            modelled = FAMILIES.index(families[j]) in self.models_
             out.append(
                 Evidence(
-                    int(n[j]), int(acc[j]), bool(n[j] < self.min_evidence), float(a / (a + b))
+                    int(n[j]),
+                    int(acc[j]),
+                    bool(n[j] < self.min_evidence or not modelled),
+                    float(a / (a + b)),
                 )
             )
         return out
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "booster_"):
+        if not hasattr(self, "models_"):
             raise RuntimeError("ResponseModel is not fitted: call fit() first")
 
-    def _raw(self, x: np.ndarray) -> np.ndarray:
-        raw = self.booster_.predict(x, raw_score=True, num_iteration=self.best_iteration_)
-        return np.asarray(raw, dtype=float)
+    @property
+    def rounds_(self) -> dict[str, int]:
+        """Boosting rounds per modelled family."""
+        return {FAMILIES[c]: m.rounds for c, m in self.models_.items()}
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Calibrated P(accept), shape ``(n,)``; prior rates for actions with little evidence."""
         self._check_fitted()
-        a, b = self.platt_
-        p = 1.0 / (1.0 + np.exp(-(a * self._raw(x) + b)))
         actions = x[:, ACTION_COLUMN].astype(int)
-        prior = np.array([e.prior_rate for e in self.evidence_])
-        uses_prior = np.array([e.uses_prior for e in self.evidence_])
-        out: np.ndarray = np.where(uses_prior[actions], prior[actions], p)
+        out = np.array([e.prior_rate for e in self.evidence_])[actions]
+        uses_prior = np.array([e.uses_prior for e in self.evidence_])[actions]
+        codes = x[:, FAMILY_COLUMN].astype(int)
+        for code, m in self.models_.items():
+            rows = (codes == code) & ~uses_prior
+            if rows.any():
+                raw = np.asarray(
+                    m.booster.predict(x[rows], raw_score=True, num_iteration=m.rounds), dtype=float
+                )
+                a, b = m.platt
+                out[rows] = 1.0 / (1.0 + np.exp(-(a * raw + b)))
         return out
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
-        """Per-feature contributions to the raw score, shape ``(n, n_columns + 1)``
-        (last column: the expected value), from LightGBM's ``pred_contrib``."""
+        """Per-feature contributions to the raw score, shape ``(n, n_columns + 1)`` (last
+        column: the expected value), from each family model's ``pred_contrib``; zeros for
+        rows answered by the prior."""
         self._check_fitted()
-        contrib = self.booster_.predict(x, pred_contrib=True, num_iteration=self.best_iteration_)
-        return np.asarray(contrib, dtype=float)
+        out = np.zeros((x.shape[0], len(MODEL_COLUMNS) + 1))
+        codes = x[:, FAMILY_COLUMN].astype(int)
+        for code, m in self.models_.items():
+            rows = codes == code
+            if rows.any():
+                out[rows] = np.asarray(
+                    m.booster.predict(x[rows], pred_contrib=True, num_iteration=m.rounds),
+                    dtype=float,
+                )
+        return out
+
+    def feature_importance(self) -> dict[str, float]:
+        """Total gain per model column, summed over the family models."""
+        total = np.zeros(len(MODEL_COLUMNS))
+        for m in self.models_.values():
+            total += m.booster.feature_importance("gain", iteration=m.rounds)
+        return dict(zip(MODEL_COLUMNS, total.tolist(), strict=True))
 
     def uses_prior(self, action_index: int) -> bool:
         return self.evidence_[action_index].uses_prior
@@ -200,9 +256,15 @@ class ResponseModel:
         self._check_fitted()
         return json.dumps(
             {
-                "booster": self.booster_.model_to_string(num_iteration=self.best_iteration_),
-                "best_iteration": self.best_iteration_,
-                "platt": self.platt_,
+                "families": list(self.families_),
+                "models": {
+                    FAMILIES[c]: {
+                        "booster": m.booster.model_to_string(num_iteration=m.rounds),
+                        "rounds": m.rounds,
+                        "platt": list(m.platt),
+                    }
+                    for c, m in self.models_.items()
+                },
                 "evidence": [e.__dict__ for e in self.evidence_],
             }
         )
@@ -211,8 +273,14 @@ class ResponseModel:
     def from_json(cls, text: str) -> ResponseModel:
         data = json.loads(text)
         model = cls()
-        model.booster_ = lgb.Booster(model_str=data["booster"])
-        model.best_iteration_ = int(data["best_iteration"])
-        model.platt_ = (float(data["platt"][0]), float(data["platt"][1]))
+        model.families_ = tuple(data["families"])
+        model.models_ = {
+            FAMILIES.index(f): FamilyModel(
+                lgb.Booster(model_str=m["booster"]),
+                int(m["rounds"]),
+                (float(m["platt"][0]), float(m["platt"][1])),
+            )
+            for f, m in data["models"].items()
+        }
         model.evidence_ = [Evidence(**e) for e in data["evidence"]]
         return model
