@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -68,3 +69,19 @@ def test_features_build_offline_only(tiny_dataset: Path, nba_home: Path) -> None
     assert result.exit_code == 0, result.output
     assert (nba_home / "feast" / "data" / "customer_profiles.parquet").is_file()
     assert "features per profile" in result.stdout
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_registers_a_champion(nba_home: Path) -> None:
+    from nba.tracking import resolve
+
+    result = runner.invoke(app, ["demo", "--customers", "2500"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for step in ("1. simulate", "2. validate", "3. features", "4. train", "5. score"):
+        assert step in out
+    assert "made @champion" in out
+    assert "normalised" in out and "product_first" in out
+    assert out.count("contact K") == 3  # three example contacts with ranked actions
+    assert resolve().version == "1"
+    assert (nba_home / "recommendations.parquet").is_file()
