@@ -365,8 +365,11 @@ def train(
     lap("evaluate")
     window = (str(frame["timestamp"].min()), str(frame["timestamp"].max()))
     say("logging to MLflow and registering the model")
-    configure(s)
-    with mlflow.start_run(run_name="train") as run, tempfile.TemporaryDirectory() as tmp:
+    experiment_id = configure(s)  # the workspace's experiment: artifacts under NBA_HOME
+    with (
+        mlflow.start_run(experiment_id=experiment_id, run_name="train") as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         out = Path(tmp)
         mlflow.log_params(
             {

@@ -42,12 +42,17 @@ def trained(tmp_path: Path) -> dict[str, Any]:
     return {"data": data, "report": report}
 
 
-def test_training_registers_a_champion_with_metrics_and_plots(trained: dict[str, Any]) -> None:
+def test_training_registers_a_champion_with_metrics_and_plots(
+    trained: dict[str, Any], nba_home: Path
+) -> None:
     report = trained["report"]
     assert report.version == "1" and report.champion
     assert resolve().version == "1"
     configure()
     run = mlflow.get_run(report.run_id)
+    # Everything stays in the workspace: the run's artifacts live under NBA_HOME.
+    assert mlflow.get_experiment(run.info.experiment_id).name == "nba-policy"
+    assert run.info.artifact_uri.startswith(nba_home.resolve().as_uri())
     for key in (
         "auc",
         "ece",
