@@ -93,10 +93,8 @@ def open_store(settings: Settings | None = None) -> FeatureStore:
 
     s = settings or get_settings()
     os.environ.setdefault("FEAST_USAGE", "False")
-    rendered = s.feast_dir / "feature_store.yaml"
-    if not rendered.is_file():
-        rendered = render_config(s)
-    return FeatureStore(repo_path=str(s.feature_repo), fs_yaml_file=rendered)
+    # Rendered every time (cheap), so a changed setting or template is never stale.
+    return FeatureStore(repo_path=str(s.feature_repo), fs_yaml_file=render_config(s))
 
 
 def write_offline(profiles: pa.Table, settings: Settings | None = None) -> Path:
