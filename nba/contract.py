@@ -518,34 +518,64 @@ def _example(file: str, row: int, shown: object) -> str:
     return f"{unit} {row}: {text}"
 
 
+def _missing_customers(
+    con: duckdb.DuckDBPyConnection, name: str, file: str, customers: str
+) -> Violation | None:
+    """Rows of ``raw_<name>`` whose customer_id is not in the ``customers`` relation."""
+    cond = (
+        f"customer_id NOT IN (SELECT customer_id FROM {customers} WHERE customer_id IS NOT NULL)"
+    )
+    n = int(con.execute(f"SELECT count(*) FROM raw_{name} WHERE {cond}").fetchall()[0][0])
+    if not n:
+        return None
+    ex = con.execute(
+        f"SELECT __row, customer_id FROM raw_{name} WHERE {cond} ORDER BY __row LIMIT {N_EXAMPLES}"
+    ).fetchall()
+    return Violation(
+        name,
+        file,
+        "customer_id",
+        "customer_id not found in customers",
+        n,
+        tuple(_example(file, r, s) for r, s in ex),
+    )
+
+
 def _check_references(con: duckdb.DuckDBPyConnection, files: dict[str, Path]) -> list[Violation]:
     """Every customer_id of the other tables must exist in customers."""
-    out: list[Violation] = []
-    for name, path in files.items():
-        if not TABLES[name].references_customers:
-            continue
-        cond = (
-            "customer_id NOT IN (SELECT customer_id FROM raw_customers "
-            "WHERE customer_id IS NOT NULL)"
+    found = (
+        _missing_customers(con, name, path.name, "raw_customers")
+        for name, path in files.items()
+        if TABLES[name].references_customers
+    )
+    return [v for v in found if v is not None]
+
+
+_SQL_TYPE = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "int": "BIGINT", "float": "DOUBLE"}
+
+
+def _materialise(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, raw_types: dict[str, str], path: Path | None
+) -> None:
+    """Create the typed table ``spec.name`` from ``raw_<name>`` (empty if ``path`` is None):
+    absent optional columns are typed nulls, out-of-list vocabulary is kept as 'other'."""
+    cols = []
+    for col in spec.columns:
+        raw_type = raw_types.get(col.name)
+        expr = (
+            f"CAST(NULL AS {_SQL_TYPE[col.kind]})" if raw_type is None else _typed(col, raw_type)
         )
-        row = con.execute(f"SELECT count(*) FROM raw_{name} WHERE {cond}").fetchall()[0]
-        n = int(row[0]) if row else 0
-        if n:
-            ex = con.execute(
-                f"SELECT __row, customer_id FROM raw_{name} WHERE {cond} ORDER BY __row "
-                f"LIMIT {N_EXAMPLES}"
-            ).fetchall()
-            out.append(
-                Violation(
-                    name,
-                    path.name,
-                    "customer_id",
-                    "customer_id not found in customers",
-                    n,
-                    tuple(_example(path.name, r, s) for r, s in ex),
-                )
+        if col.vocabulary and raw_type is not None:
+            listed = ", ".join(f"'{a}'" for a in col.vocabulary)
+            expr = (
+                f"CASE WHEN {expr} IS NULL THEN NULL WHEN {expr} IN ({listed}) "
+                f"THEN {expr} ELSE 'other' END"
             )
-    return out
+        cols.append(f"{expr} AS {col.name}")
+    source = f"raw_{spec.name}" if path is not None else "(SELECT 1) WHERE false"
+    con.execute(f"CREATE OR REPLACE TABLE {spec.name} AS SELECT {', '.join(cols)} FROM {source}")
+    if path is not None and path.suffix == ".csv":
+        con.unregister(f"raw_{spec.name}_arrow")
 
 
 def _normalise(
@@ -555,29 +585,8 @@ def _normalise(
     catalog: Catalog,
 ) -> None:
     """Create the typed tables (empty ones for absent optional tables)."""
-    sql_type = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "int": "BIGINT", "float": "DOUBLE"}
     for spec in TABLES.values():
-        cols = []
-        for col in spec.columns:
-            raw_type = kinds.get(spec.name, {}).get(col.name)
-            expr = (
-                f"CAST(NULL AS {sql_type[col.kind]})"
-                if raw_type is None
-                else _typed(col, raw_type)
-            )
-            if col.vocabulary and raw_type is not None:
-                listed = ", ".join(f"'{a}'" for a in col.vocabulary)
-                expr = (
-                    f"CASE WHEN {expr} IS NULL THEN NULL WHEN {expr} IN ({listed}) "
-                    f"THEN {expr} ELSE 'other' END"
-                )
-            cols.append(f"{expr} AS {col.name}")
-        source = f"raw_{spec.name}" if spec.name in files else "(SELECT 1) WHERE false"
-        con.execute(
-            f"CREATE OR REPLACE TABLE {spec.name} AS SELECT {', '.join(cols)} FROM {source}"
-        )
-        if spec.name in files and files[spec.name].suffix == ".csv":
-            con.unregister(f"raw_{spec.name}_arrow")
+        _materialise(con, spec, kinds.get(spec.name, {}), files.get(spec.name))
     families = pa.table(
         {"action_id": list(catalog.ids), "family": [a.family for a in catalog.actions]}
     )
@@ -614,35 +623,9 @@ def load_contacts_file(dataset: Dataset, path: Path | str) -> None:
         ) from None
     violations = _check_table(con, spec, path.name, kinds, dataset.catalog, dataset.notes)
     if not violations:
-        cond = "customer_id NOT IN (SELECT customer_id FROM customers)"
-        n = int(con.execute(f"SELECT count(*) FROM raw_contacts WHERE {cond}").fetchall()[0][0])
-        if n:
-            ex = con.execute(
-                f"SELECT __row, customer_id FROM raw_contacts WHERE {cond} "
-                f"ORDER BY __row LIMIT {N_EXAMPLES}"
-            ).fetchall()
-            violations.append(
-                Violation(
-                    "contacts",
-                    path.name,
-                    "customer_id",
-                    "customer_id not found in customers",
-                    n,
-                    tuple(_example(path.name, r, s) for r, s in ex),
-                )
-            )
+        missing = _missing_customers(con, "contacts", path.name, "customers")
+        violations += [missing] if missing else []
     if violations:
         raise ContractError(violations)
-    cols = []
-    for col in spec.columns:
-        raw_type = kinds.get(col.name)
-        expr = "CAST(NULL AS VARCHAR)" if raw_type is None else _typed(col, raw_type)
-        if col.vocabulary and raw_type is not None:
-            listed = ", ".join(f"'{a}'" for a in col.vocabulary)
-            expr = (
-                f"CASE WHEN {expr} IS NULL THEN NULL WHEN {expr} IN ({listed}) "
-                f"THEN {expr} ELSE 'other' END"
-            )
-        cols.append(f"{expr} AS {col.name}")
-    con.execute(f"CREATE OR REPLACE TABLE contacts AS SELECT {', '.join(cols)} FROM raw_contacts")
+    _materialise(con, spec, kinds, path)
     dataset.files["contacts"] = path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ from nba.config import Settings, get_settings
 from nba.contract import Dataset, load_dataset
 from nba.feature_store import apply_repo, open_store, push_latest, write_offline
 from nba.profiles import FEATURES, compute_profiles
+from pipelines.timing import Laps
 
 LATEST_OFFSET = timedelta(seconds=1)
 """The 'current' profile is taken just after the newest event, so that event counts."""
@@ -62,14 +62,8 @@ def build_features(
     """
     s = settings or get_settings()
     say = step or (lambda _name: None)
-    seconds: dict[str, float] = {}
-    t = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        seconds[name] = round(now - t, 3)
-        t = now
+    laps = Laps()
+    lap = laps.lap
 
     say("validating the dataset")
     dataset = load_dataset(data_dir, settings=s)
@@ -101,5 +95,5 @@ def build_features(
         as_of_latest=latest,
         offline_path=path,
         online_store=s.online_store,
-        seconds=seconds,
+        seconds=laps.seconds,
     )

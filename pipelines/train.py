@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from nba.policy.policy import Policy
 from nba.policy.response import ResponseModel
 from nba.profiles import FEATURE_SERVICE, NUMERIC_FEATURE_NAMES
 from nba.tracking import CHAMPION, MODEL_NAME, configure, has_alias, set_alias
+from pipelines.timing import Laps
 
 SPLITS = (0.72, 0.82, 0.91)
 HISTORICAL_CHUNK_ROWS = 2_000_000
@@ -317,13 +317,8 @@ def train(
 
     s = settings or get_settings()
     say = step or (lambda _m: None)
-    seconds: dict[str, float] = {}
-    t = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal t
-        seconds[name] = round(time.perf_counter() - t, 2)
-        t = time.perf_counter()
+    laps = Laps()
+    lap = laps.lap
 
     say("loading the dataset")
     dataset = load_dataset(data_dir, settings=s)
@@ -432,7 +427,9 @@ def train(
         set_alias(CHAMPION, version, s)
     lap("mlflow")
     dataset.close()
-    return TrainReport(run_id, version, champion, n, window, metrics, per_action, truth, seconds)
+    return TrainReport(
+        run_id, version, champion, n, window, metrics, per_action, truth, laps.seconds
+    )
 
 
 def _example_contacts(frame: pd.DataFrame) -> pd.DataFrame:
