@@ -122,37 +122,43 @@ class Policy:
         """Ranked recommendations (best first, at most ``limit``) and suppressed actions."""
         scores, x = self.score(contacts)
         k = len(self.catalog.actions)
-        decisions = []
+        ranked_per_contact = []
         for i in range(len(contacts)):
             ok = np.flatnonzero(scores.status[i] == OK)
             # Highest priority first; catalog order breaks ties (stable sort).
             ranked = ok[np.argsort(-scores.priority[i, ok], kind="stable")]
-            if limit is not None:
-                ranked = ranked[:limit]
+            ranked_per_contact.append(ranked if limit is None else ranked[:limit])
+        # One contributions call for every recommended row of the batch (they are per row).
+        row_index = np.concatenate(
+            [i * k + r for i, r in enumerate(ranked_per_contact)] or [np.empty(0, dtype=int)]
+        ).astype(int)
+        rows = x[row_index]
+        contrib = self.model.contributions(rows) if row_index.size else np.empty((0, 0))
+        decisions = []
+        offset = 0
+        for i, ranked in enumerate(ranked_per_contact):
             recs = []
-            if ranked.size:
-                rows = x[i * k + ranked]
-                contrib = self.model.contributions(rows)
-                for r, j in enumerate(ranked):
-                    a = self.catalog.actions[j]
-                    if self.model.uses_prior(int(j)):
-                        reasons = [PRIOR_REASON]
-                    else:
-                        reasons = top_reasons(
-                            contrib[r, :-1].tolist(), rows[r].tolist(), contacts.reason[i]
-                        )
-                    recs.append(
-                        Recommendation(
-                            a.id,
-                            a.family,
-                            a.name,
-                            a.script,
-                            float(scores.propensity[i, j]),
-                            float(scores.net_value[i, j]),
-                            float(scores.priority[i, j]),
-                            reasons,
-                        )
+            for j in ranked:
+                a = self.catalog.actions[j]
+                if self.model.uses_prior(int(j)):
+                    reasons = [PRIOR_REASON]
+                else:
+                    reasons = top_reasons(
+                        contrib[offset, :-1].tolist(), rows[offset].tolist(), contacts.reason[i]
                     )
+                offset += 1
+                recs.append(
+                    Recommendation(
+                        a.id,
+                        a.family,
+                        a.name,
+                        a.script,
+                        float(scores.propensity[i, j]),
+                        float(scores.net_value[i, j]),
+                        float(scores.priority[i, j]),
+                        reasons,
+                    )
+                )
             suppressed = [
                 Suppressed(
                     self.catalog.actions[j].id,
