@@ -1,7 +1,9 @@
 """The NBA policy as one MLflow pyfunc model ("model from code": nothing is pickled).
 
-Artifacts: the catalog (``actions.yaml``) and the calibrated response model
-(``response_model.json``: LightGBM text model, Platt parameters, evidence per action).
+Artifacts: the catalog (``actions.yaml``), the calibrated response model
+(``response_model.json``: LightGBM text model, Platt parameters, evidence per action) and
+the typical profile (``default_profile.json``) the API falls back on when a live profile
+cannot be read.
 Input: the policy input frame of ``nba.policy.frames`` (one row per contact). Output: the
 ``recommendations`` table of the data contract plus ``name``, ``script`` and, with the
 parameter ``with_suppressed=True``, the suppressed actions (``rank`` 0) with their ``rule``.
@@ -10,17 +12,21 @@ Parameters: ``limit`` (0 = all), ``with_suppressed``, ``model_version`` (stamped
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from nba.catalog import load_catalog
+from nba.policy.design import profile_matrix
 from nba.policy.frames import contacts_from_frame, decisions_to_frame
 from nba.policy.policy import Policy
 from nba.policy.response import ResponseModel
+from nba.profiles import NUMERIC_FEATURE_NAMES
 
 
 class NBAPolicyModel(PythonModel):
@@ -30,6 +36,7 @@ class NBAPolicyModel(PythonModel):
             Path(context.artifacts["response_model"]).read_text(encoding="utf-8")
         )
         self.policy = Policy(catalog, model)
+        self.default_profile = _default_profile(context.artifacts.get("default_profile"))
 
     def predict(
         self,
@@ -46,6 +53,15 @@ class NBAPolicyModel(PythonModel):
             str(params.get("model_version", "")),
             bool(params.get("with_suppressed", False)),
         )
+
+
+def _default_profile(path: str | None) -> np.ndarray:
+    """Typical profile as a row of ``design.profile_matrix``; missing values (or a model
+    logged before this artifact existed) are NaN, which the model reads as unknown."""
+    values: dict[str, Any] = {}
+    if path and Path(path).is_file():
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    return profile_matrix({n: [values.get(n)] for n in NUMERIC_FEATURE_NAMES}, 1)[0]
 
 
 mlflow.models.set_model(NBAPolicyModel())

@@ -44,6 +44,35 @@ class Settings(BaseSettings):
     duckdb_threads: int = Field(
         default=0, description="DuckDB worker threads; 0 means one per core."
     )
+    decision_log_url: str = Field(
+        default="",
+        description="Decision log database: empty for SQLite at NBA_HOME/decision_log.db, "
+        "or a PostgreSQL URL 'postgresql://user:pass@host:5432/db'.",
+    )
+    auth: bool = Field(
+        default=True,
+        description="Require an API key (header X-API-Key) on the API; false only for a "
+        "local trial.",
+    )
+    feature_budget_ms: float = Field(
+        default=25.0,
+        gt=0,
+        description="Time allowed for the online profile read; slower answers are ranked "
+        "with default profile values and flagged degraded.",
+    )
+    max_body_bytes: int = Field(
+        default=16_384, gt=0, description="Largest request body the API accepts (413 above)."
+    )
+    model_poll_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often the API checks nba-policy@champion for a new version "
+        "(0 = never; POST /admin/reload swaps at once).",
+    )
+    access_log: bool = Field(
+        default=True, description="Write one JSON log line per API request (no customer data)."
+    )
+    log_level: str = Field(default="info", description="Log level of the API server.")
 
     @property
     def home_dir(self) -> Path:
@@ -53,6 +82,11 @@ class Settings(BaseSettings):
     @property
     def feast_dir(self) -> Path:
         return self.home_dir / "feast"
+
+    @property
+    def decision_log(self) -> str:
+        """The decision log's URL (``sqlite:///...`` by default)."""
+        return self.decision_log_url or f"sqlite:///{self.home_dir / 'decision_log.db'}"
 
     @property
     def profiles_path(self) -> Path:

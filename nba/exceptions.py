@@ -56,3 +56,7 @@ class ExpressionError(CatalogError):
 
 class FeatureStoreError(NBAError):
     """The Feast feature store could not be set up, written or read."""
+
+
+class DecisionLogError(NBAError):
+    """The decision log database could not be opened, written or read."""

@@ -398,6 +398,7 @@ def train(
         per_action.to_csv(out / "per_action_metrics.csv")
         mlflow.log_artifact(str(out / "per_action_metrics.csv"))
         (out / "response_model.json").write_text(model.to_json())
+        (out / "default_profile.json").write_text(json.dumps(default_profile(frame.iloc[:a])))
         example = policy_input(dataset, _example_contacts(frame))
         example = example[list(INPUT_COLUMNS)]
         params = {"limit": 3, "with_suppressed": False, "model_version": ""}
@@ -412,6 +413,7 @@ def train(
             artifacts={
                 "catalog": catalog.source,
                 "response_model": str(out / "response_model.json"),
+                "default_profile": str(out / "default_profile.json"),
             },
             signature=infer_signature(example, sample_out, params=params),
             input_example=(example.head(2), params),
@@ -430,6 +432,16 @@ def train(
     return TrainReport(
         run_id, version, champion, n, window, metrics, per_action, truth, laps.seconds
     )
+
+
+def default_profile(frame: pd.DataFrame) -> dict[str, float | None]:
+    """The typical profile (median of each feature over the training contacts): what the
+    API ranks with when a customer's live profile cannot be read in time."""
+    out: dict[str, float | None] = {}
+    for name in NUMERIC_FEATURE_NAMES:
+        median = pd.to_numeric(frame[name], errors="coerce").median()
+        out[name] = None if pd.isna(median) else float(median)
+    return out
 
 
 def _example_contacts(frame: pd.DataFrame) -> pd.DataFrame:

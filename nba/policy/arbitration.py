@@ -9,6 +9,7 @@ Ties are broken by catalog order, so the same input always gives the same rankin
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,7 +59,7 @@ def _window_counts(hist: History, mask: np.ndarray, days: float, n: int, j: int)
 
 def screen(
     catalog: Catalog,
-    features: dict[str, np.ndarray],
+    features: Mapping[str, np.ndarray],
     active_products: list[str],
     channels: list[str],
     history: History,
@@ -68,8 +69,8 @@ def screen(
     status = np.zeros((n, k), dtype=np.int8)
     count = np.zeros((n, k), dtype=np.int32)
     held = [set(p.split(",")) if p else set() for p in active_products]
-    ch = np.array(channels, dtype=object)
     all_rows = np.ones(history.contact.shape[0], dtype=bool)
+    has_history = bool(history.contact.shape[0])  # no past decisions: no contact-policy rule
 
     def mark(j: int, rows: np.ndarray, rule: int) -> None:
         free = rows & (status[:, j] == OK)
@@ -83,7 +84,9 @@ def screen(
             mark(j, features["email_known"] > 0, RULE_EMAIL_KNOWN)
         if a.product is not None:
             mark(j, np.array([a.product in h for h in held], dtype=bool), RULE_PRODUCT_HELD)
-        mark(j, ~np.isin(ch, list(a.channels)), RULE_CHANNEL)
+        mark(j, ~np.array([c in a.channels for c in channels], dtype=bool), RULE_CHANNEL)
+        if not has_history:
+            continue
         cp = a.contact_policy
         if cp.max_offers is not None and cp.window_days is not None:
             offers = _window_counts(history, all_rows, cp.window_days, n, j)
@@ -98,7 +101,7 @@ def screen(
     return Screen(status, count)
 
 
-def net_values(catalog: Catalog, features: dict[str, np.ndarray], n: int) -> np.ndarray:
+def net_values(catalog: Catalog, features: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     """(value - cost) x lever per contact and action, shape ``(n, n_actions)``."""
     out = np.empty((n, len(catalog.actions)))
     for j, a in enumerate(catalog.actions):
@@ -116,9 +119,9 @@ def rule_text(catalog: Catalog, j: int, rule: int, count: int, channel: str) -> 
         RULE_EMAIL_KNOWN: "e-mail address already known",
         RULE_PRODUCT_HELD: f"customer already has {a.product}",
         RULE_CHANNEL: f"not offered on {channel}",
-        RULE_MAX_OFFERS: f"contact policy: offered {count} times in the last "
+        RULE_MAX_OFFERS: f"contact policy: offered {_times(count)} in the last "
         f"{cp.window_days} days (limit {cp.max_offers})",
-        RULE_DECLINES: f"contact policy: declined {count} times in the last "
+        RULE_DECLINES: f"contact policy: declined {_times(count)} in the last "
         f"{cp.suppress_days} days",
         RULE_VALUE_UNKNOWN: "value unknown for this customer",
         RULE_NOT_WORTH_IT: "expected net value not above zero",
@@ -126,6 +129,31 @@ def rule_text(catalog: Catalog, j: int, rule: int, count: int, channel: str) -> 
     return texts[rule]
 
 
-def feature_arrays(x_profiles: np.ndarray) -> dict[str, np.ndarray]:
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+_FEATURE_INDEX = {name: j for j, name in enumerate(NUMERIC_FEATURE_NAMES)}
+
+
+class FeatureColumns(Mapping[str, np.ndarray]):
+    """Name -> column view of a profile matrix, for expressions. Columns are taken when
+    asked for: an expression reads two or three of the 126 (this runs on every answer)."""
+
+    def __init__(self, x_profiles: np.ndarray) -> None:
+        self._x = x_profiles
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        column: np.ndarray = self._x[:, _FEATURE_INDEX[name]]
+        return column
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_FEATURE_INDEX)
+
+    def __len__(self) -> int:
+        return len(_FEATURE_INDEX)
+
+
+def feature_arrays(x_profiles: np.ndarray) -> FeatureColumns:
     """Name -> column view of a profile matrix, for expressions."""
-    return {name: x_profiles[:, j] for j, name in enumerate(NUMERIC_FEATURE_NAMES)}
+    return FeatureColumns(x_profiles)

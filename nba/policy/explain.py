@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
+
 from nba.policy.design import MODEL_COLUMNS, base_feature
 from nba.vocabulary import INTERACTION_TYPES
 
@@ -149,10 +151,12 @@ def top_reasons(
     ``contributions`` and ``values`` follow ``MODEL_COLUMNS`` order (``values`` holds the
     row's inputs; the reason code's value is ignored in favour of ``reason``).
     """
-    order = sorted(range(len(MODEL_COLUMNS)), key=lambda j: (-contributions[j], j))
+    c = np.asarray(contributions[: len(MODEL_COLUMNS)], dtype=float)
+    # Largest first, ties by column order (lexsort's last key is the primary one).
+    order = np.lexsort((np.arange(c.size), -c))
     out: list[str] = []
-    for j in order:
-        if contributions[j] <= 0 or len(out) >= k:
+    for j in order.tolist():
+        if c[j] <= 0 or len(out) >= k:
             break
         text = sentence(base_feature(MODEL_COLUMNS[j]), values[j], reason)
         if text and text not in out:

@@ -26,6 +26,7 @@ from nba.policy.explain import top_reasons
 from nba.policy.response import ResponseModel
 
 PRIOR_REASON = "little evidence for this action yet: using its family's average rate"
+COLD_REASON = "new to us: no profile yet, so this uses the average acceptance rate"
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Contacts:
 
     ``profile_x`` has shape ``(n, n_numeric_features)`` (``design.profile_matrix``);
     ``active_products`` is the profile's text feature; ``history`` the past decisions.
+    ``cold`` marks contacts without a profile (unknown customers): their propensities are
+    the actions' prior rates, not the model's.
     """
 
     contact_id: list[str]
@@ -43,6 +46,7 @@ class Contacts:
     profile_x: np.ndarray
     active_products: list[str]
     history: History = field(default_factory=History)
+    cold: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.contact_id)
@@ -110,6 +114,8 @@ class Policy:
             self.catalog,
         )
         p = self.model.predict_proba(x).reshape(n, k) if n else np.empty((0, k))
+        if contacts.cold is not None and contacts.cold.any():
+            p[contacts.cold] = self.model.prior_rates()
         net = net_values(self.catalog, feats, n)
         priority = p * net
         status = sc.status.copy()
@@ -140,7 +146,9 @@ class Policy:
             recs = []
             for j in ranked:
                 a = self.catalog.actions[j]
-                if self.model.uses_prior(int(j)):
+                if contacts.cold is not None and contacts.cold[i]:
+                    reasons = [COLD_REASON]
+                elif self.model.uses_prior(int(j)):
                     reasons = [PRIOR_REASON]
                 else:
                     reasons = top_reasons(

@@ -81,6 +81,10 @@ class ResponseModel:
         self.n_threads = n_threads
         self.refit = refit
         self.seed = seed
+        # Threads per predict call; 0 = LightGBM's default (every core). The API sets 1: an
+        # answer scores a dozen rows, and idle OpenMP workers spinning on the other core
+        # only take CPU from the server's other work.
+        self.predict_threads = 0
 
     def params(self) -> dict[str, Any]:
         return {
@@ -211,15 +215,13 @@ class ResponseModel:
         """Calibrated P(accept), shape ``(n,)``; prior rates for actions with little evidence."""
         self._check_fitted()
         actions = x[:, ACTION_COLUMN].astype(int)
-        out = np.array([e.prior_rate for e in self.evidence_])[actions]
+        out = self.prior_rates()[actions]
         uses_prior = np.array([e.uses_prior for e in self.evidence_])[actions]
         codes = x[:, FAMILY_COLUMN].astype(int)
         for code, m in self.models_.items():
             rows = (codes == code) & ~uses_prior
             if rows.any():
-                raw = np.asarray(
-                    m.booster.predict(x[rows], raw_score=True, num_iteration=m.rounds), dtype=float
-                )
+                raw = self._predict(m, x[rows], raw_score=True)
                 a, b = m.platt
                 out[rows] = 1.0 / (1.0 + np.exp(-(a * raw + b)))
         return out
@@ -234,11 +236,14 @@ class ResponseModel:
         for code, m in self.models_.items():
             rows = codes == code
             if rows.any():
-                out[rows] = np.asarray(
-                    m.booster.predict(x[rows], pred_contrib=True, num_iteration=m.rounds),
-                    dtype=float,
-                )
+                out[rows] = self._predict(m, x[rows], pred_contrib=True)
         return out
+
+    def _predict(self, m: FamilyModel, x: np.ndarray, **kind: bool) -> np.ndarray:
+        out = m.booster.predict(
+            x, num_iteration=m.rounds, num_threads=self.predict_threads, **kind
+        )
+        return np.asarray(out, dtype=float)
 
     def feature_importance(self) -> dict[str, float]:
         """Total gain per model column, summed over the family models."""
@@ -246,6 +251,11 @@ class ResponseModel:
         for m in self.models_.values():
             total += m.booster.feature_importance("gain", iteration=m.rounds)
         return dict(zip(MODEL_COLUMNS, total.tolist(), strict=True))
+
+    def prior_rates(self) -> np.ndarray:
+        """Each catalog action's prior acceptance rate (its family's average), shape
+        ``(n_actions,)``: the answer for a customer without a profile."""
+        return np.array([e.prior_rate for e in self.evidence_])
 
     def uses_prior(self, action_index: int) -> bool:
         return self.evidence_[action_index].uses_prior
