@@ -33,15 +33,20 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
-# Debian packages the tests start for real (a Redis online store). Installed when missing.
+# Debian packages the tests start for real: a Redis online store and a PostgreSQL decision
+# log. Installed with apt-get when missing.
 system-deps:
-	@command -v redis-server >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing redis-server (apt-get)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	    echo "installing$$missing (apt-get)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "redis-server is missing: install it (e.g. sudo apt-get install redis-server)"; exit 1; \
-	  fi; }
+	    echo "missing Debian packages:$$missing (e.g. sudo apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
 
 clean:
 	rm -rf $(VENV) .nba .pytest_cache .mypy_cache .ruff_cache

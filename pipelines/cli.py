@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ from pipelines.simulate import run_simulation
 from pipelines.train import TrainReport, train
 from pipelines.validate import ValidationReport, validate
 
+if TYPE_CHECKING:
+    from serving.decision_log import DecisionLog
+
 app = typer.Typer(
     name="nba",
     help="Next-Best-Action engine: simulate, validate, build profiles, train, score.",
@@ -36,6 +39,8 @@ features_app = typer.Typer(
     help="Customer profiles in the Feast feature store.", no_args_is_help=True
 )
 app.add_typer(features_app, name="features")
+keys_app = typer.Typer(help="API keys of the real-time API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 err = Console(stderr=True)
@@ -198,6 +203,90 @@ def ui(port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000)
         ],
         check=False,
     )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the real-time API (recommendations, outcomes) with nba-policy@champion.
+
+    One uvicorn worker; JSON logs on stderr. Settings: NBA_AUTH, NBA_FEATURE_BUDGET_MS,
+    NBA_DECISION_LOG_URL, NBA_ONLINE_STORE, NBA_MODEL_POLL_SECONDS (see the README).
+    """
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.logs import configure_json_logging
+
+    settings = get_settings()
+    configure_json_logging(settings.log_level)
+    if not settings.auth:
+        err.print("[yellow]warning:[/] NBA_AUTH=false: the API accepts requests without a key")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,  # the app writes its own JSON access line (no customer data)
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _decision_log() -> DecisionLog:
+    from serving.decision_log import DecisionLog
+
+    return DecisionLog(get_settings().decision_log)
+
+
+@keys_app.command("create")
+def keys_create(
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated scopes: recommend, outcomes, admin.")
+    ] = "recommend,outcomes",
+    label: Annotated[str | None, typer.Option(help="Who or what the key is for.")] = None,
+) -> None:
+    """Create an API key and print it once (the last word of the last line)."""
+    from serving.keys import create_key, key_id_of, parse_scopes
+
+    with _errors():
+        wanted = parse_scopes(scopes)
+        key = create_key(_decision_log(), wanted, label)
+    console.print(f"key id {key_id_of(key)}, scopes {','.join(wanted)}; it is shown only once:")
+    print(f"X-API-Key: {key}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key id (or the whole key).")],
+) -> None:
+    """Revoke an API key: the next request with it gets 401."""
+    from serving.keys import key_id_of, revoke_key
+
+    with _errors():
+        if not revoke_key(_decision_log(), key):
+            raise NBAError(f"no active key with id '{key_id_of(key)}' (see `nba keys list`)")
+    console.print(f"revoked key {key_id_of(key)}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (ids, scopes, labels; never the secrets)."""
+    from serving.keys import list_keys
+
+    with _errors():
+        keys = list_keys(_decision_log())
+    table = Table(title="API keys", title_justify="left")
+    for col in ("key id", "scopes", "label", "created (UTC)", "revoked (UTC)"):
+        table.add_column(col)
+    for k in keys:
+        table.add_row(
+            k.key_id, ",".join(k.scopes), k.label or "", k.created_at, k.revoked_at or ""
+        )
+    console.print(table)
 
 
 @app.command()

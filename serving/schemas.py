@@ -1,0 +1,164 @@
+"""Request and response bodies of the API (the OpenAPI schema is generated from these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Channel = Literal["phone", "chat", "email", "app", "web", "branch", "letter", "other"]
+Reason = Literal[
+    "inquiry",
+    "complaint",
+    "cancellation_request",
+    "billing_question",
+    "payment",
+    "missed_payment",
+    "login",
+    "purchase",
+    "contract_change",
+    "other",
+]
+Outcome = Literal["accepted", "declined", "no_response"]
+
+# Ids as CRMs make them; anything else (spaces, quotes, control characters) is refused.
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/-]+$")
+]
+
+
+class RecommendationRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "C0000042",
+                    "channel": "phone",
+                    "reason": "billing_question",
+                    "agent_id": "agent-7",
+                    "limit": 3,
+                }
+            ]
+        },
+    )
+
+    customer_id: Identifier = Field(description="The customer on the line.")
+    channel: Channel = Field(description="Channel of the contact.")
+    reason: Reason | None = Field(
+        default=None, description="Why the customer got in touch, if known."
+    )
+    agent_id: Identifier | None = Field(default=None, description="The agent asking.")
+    limit: int = Field(default=3, ge=1, le=20, description="Most recommendations to return.")
+
+
+class RecommendationOut(BaseModel):
+    action_id: str
+    family: str
+    name: str
+    script: str | None = Field(description="Talk track for the agent.")
+    propensity: float = Field(description="Calibrated probability the customer accepts.")
+    value: float = Field(description="Net value if accepted: (value - cost) x lever.")
+    priority: float = Field(description="propensity x value: the ranking score.")
+    reasons: list[str] = Field(description="Why, in plain words.")
+
+
+class SuppressedOut(BaseModel):
+    action_id: str
+    name: str
+    rule: str = Field(description="The rule that removed the action, in plain words.")
+
+
+class RecommendationResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "decision_id": "3f1c2a9e8b7d4c6a9e0f1b2c3d4e5f60",
+                    "model_version": "1",
+                    "degraded": False,
+                    "degraded_reason": None,
+                    "known_customer": True,
+                    "features_timestamp": "2025-12-30T23:59:47Z",
+                    "recommendations": [
+                        {
+                            "action_id": "installment_plan_3m",
+                            "family": "installment_offer",
+                            "name": "Spread the open amount over 3 months",
+                            "script": "I can split what is open into three payments.",
+                            "propensity": 0.41,
+                            "value": 38.0,
+                            "priority": 15.6,
+                            "reasons": ["missed 2 payments in the last 3 months"],
+                        }
+                    ],
+                    "suppressed": [
+                        {
+                            "action_id": "offer_broadband",
+                            "name": "Broadband offer",
+                            "rule": "customer already has broadband",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    decision_id: str = Field(description="Quote it when reporting the outcome.")
+    model_version: str
+    degraded: bool = Field(description="True when ranked without the live profile.")
+    degraded_reason: str | None
+    known_customer: bool = Field(description="False: no profile yet, a cold-start answer.")
+    features_timestamp: datetime | None = Field(description="When the profile was computed.")
+    recommendations: list[RecommendationOut]
+    suppressed: list[SuppressedOut]
+
+
+class OutcomeRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "decision_id": "3f1c2a9e8b7d4c6a9e0f1b2c3d4e5f60",
+                    "action_id": "installment_plan_3m",
+                    "outcome": "declined",
+                    "agent_id": "agent-7",
+                }
+            ]
+        },
+    )
+
+    decision_id: Identifier = Field(description="From the recommendation answer.")
+    action_id: Identifier = Field(description="The action presented.")
+    outcome: Outcome
+    agent_id: Identifier | None = Field(default=None)
+
+
+class OutcomeResponse(BaseModel):
+    decision_id: str
+    action_id: str
+    outcome: Outcome
+    status: Literal["recorded", "duplicate"] = Field(
+        description="'duplicate': this outcome was already recorded; nothing changed."
+    )
+
+
+class Problem(BaseModel):
+    """Every error answer: what is wrong, in one sentence."""
+
+    detail: str
+
+
+class ReloadResponse(BaseModel):
+    model_version: str
+    changed: bool
+
+
+class Readiness(BaseModel):
+    ready: bool
+    model_version: str | None
+    feature_store: str
+    decision_log: str
+    detail: str | None = None
