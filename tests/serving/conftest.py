@@ -1,0 +1,126 @@
+"""Workspaces for the API tests: a simulated world, its profiles in Feast and a trained
+champion, built once per test session for each online store (SQLite, and Redis on a real
+redis-server). Each test gets its own decision log (and so its own API keys)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from nba.catalog import load_catalog
+from nba.config import Settings, get_settings
+from nba.simulate import SimulationConfig, simulate_world, write_world
+from pipelines.features import build_features
+from pipelines.train import train
+from serving.app import create_app
+from serving.decision_log import DecisionLog
+from serving.keys import SCOPES, create_key
+from tests.conftest import environment, redis_server
+
+CONFIG = SimulationConfig(customers=1500, months=6, seed=21, holdout_weeks=2, history_months=3)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    home: Path
+    data: Path
+    env: dict[str, str]
+    customers: list[str]  # customers with an online profile
+
+
+def _build(home: Path, env: dict[str, str]) -> Workspace:
+    data = home.parent / "data"
+    with environment(NBA_HOME=str(home), **env):
+        catalog = load_catalog()
+        write_world(simulate_world(CONFIG, catalog), data, CONFIG, catalog.source)
+        build_features(data)
+        train(data)
+        profiles = pd.read_parquet(get_settings().profiles_path, columns=["customer_id"])
+    return Workspace(
+        home, data, {"NBA_HOME": str(home), **env}, sorted(set(profiles["customer_id"]))
+    )
+
+
+@pytest.fixture(scope="session")
+def sqlite_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    return _build(tmp_path_factory.mktemp("api-sqlite") / "home", {})
+
+
+@pytest.fixture(scope="session")
+def redis_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    directory = tmp_path_factory.mktemp("api-redis")
+    with redis_server(directory) as url:
+        yield _build(directory / "home", {"NBA_ONLINE_STORE": "redis", "NBA_REDIS_URL": url})
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def workspace(request: pytest.FixtureRequest) -> Workspace:
+    """Both online stores: tests taking this run against each."""
+    ws: Workspace = request.getfixturevalue(f"{request.param}_workspace")
+    return ws
+
+
+@dataclass
+class Api:
+    client: TestClient
+    settings: Settings
+    log: DecisionLog
+    keys: dict[str, str]  # scope name (or "all") -> key
+    workspace: Workspace
+
+    def headers(self, scope: str = "all") -> dict[str, str]:
+        return {"X-API-Key": self.keys[scope]}
+
+    def recommend(self, customer_id: str, **extra: object) -> dict[str, object]:
+        body = {"customer_id": customer_id, "channel": "phone", **extra}
+        r = self.client.post("/v1/recommendations", json=body, headers=self.headers())
+        assert r.status_code == 200, r.text
+        answer: dict[str, object] = r.json()
+        return answer
+
+
+ApiFactory = Callable[..., Api]
+
+
+@pytest.fixture
+def api_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Api]]:
+    """Start the app (lifespan included) on a workspace, with extra NBA_ settings."""
+    opened: list[TestClient] = []
+
+    def make(ws: Workspace, **env: str) -> Api:
+        values = {
+            **ws.env,
+            "NBA_DECISION_LOG_URL": f"sqlite:///{tmp_path / 'decision_log.db'}",
+            "NBA_MODEL_POLL_SECONDS": "0",
+            **env,
+        }
+        for k, v in values.items():
+            monkeypatch.setenv(k, v)
+        get_settings.cache_clear()
+        settings = Settings()
+        log = DecisionLog(settings.decision_log)
+        keys = {scope: create_key(log, (scope,), f"test {scope}") for scope in SCOPES}
+        keys["all"] = create_key(log, SCOPES, "test all")
+        client = TestClient(create_app(settings))
+        client.__enter__()  # runs the lifespan: model, feature service, decision log
+        opened.append(client)
+        return Api(client, settings, log, keys, ws)
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def api(api_factory: ApiFactory, workspace: Workspace) -> Api:
+    return api_factory(workspace)
+
+
+@pytest.fixture
+def sqlite_api(api_factory: ApiFactory, sqlite_workspace: Workspace) -> Api:
+    return api_factory(sqlite_workspace)

@@ -1,0 +1,395 @@
+"""The real-time API through its HTTP interface (TestClient, lifespan included), on the
+real Feast online stores (SQLite and Redis), the real MLflow champion and a real SQLite
+decision log."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from nba.feature_store import open_store
+from nba.policy.policy import COLD_REASON
+from nba.tracking import MODEL_NAME, configure, set_alias
+from serving.engine import DEGRADED_REASON_TEXT, Pending, ProfileRead, Recommender, load_champion
+from serving.keys import revoke_key
+from serving.metrics import Metrics
+from serving.online import OnlineProfiles, profile_row
+from serving.schemas import RecommendationRequest
+from tests.serving.conftest import Api, ApiFactory, Workspace
+
+pytestmark = pytest.mark.slow
+
+
+def _customer_with_recommendations(api: Api, **extra: Any) -> tuple[str, dict[str, Any]]:
+    for cid in api.workspace.customers[::7]:
+        answer = api.recommend(cid, **extra)
+        if answer["recommendations"]:
+            return cid, answer
+    raise AssertionError("no customer with a recommendation")
+
+
+def test_recommendation_answer_is_ranked_explained_and_logged(api: Api) -> None:
+    cid, a = _customer_with_recommendations(api, reason="complaint", agent_id="agent-1")
+    assert a["known_customer"] is True and a["degraded"] is False
+    assert a["degraded_reason"] is None and a["features_timestamp"]
+    recs, suppressed = a["recommendations"], a["suppressed"]
+    assert 1 <= len(recs) <= 3
+    priorities = [r["priority"] for r in recs]
+    assert priorities == sorted(priorities, reverse=True)
+    for r in recs:
+        assert 0 < r["propensity"] < 1 and r["value"] > 0
+        assert r["priority"] == pytest.approx(r["propensity"] * r["value"])
+        assert r["reasons"] and all(" " in s and "_" not in s for s in r["reasons"])
+    assert all(s["rule"] for s in suppressed)
+    assert not {r["action_id"] for r in recs} & {s["action_id"] for s in suppressed}
+
+    logged = api.client.get(f"/v1/decisions/{a['decision_id']}", headers=api.headers()).json()
+    assert [r["action_id"] for r in logged["ranking"]] == [r["action_id"] for r in recs]
+    assert logged["model_version"] == a["model_version"]
+    assert logged["customer_id"] == cid and logged["agent_id"] == "agent-1"
+    assert logged["features_timestamp"] and logged["outcomes"] == []
+
+    # The same policy in process, on the same online profile, ranks identically.
+    model = load_champion(api.settings)
+    found = OnlineProfiles(open_store(api.settings)).read(cid)
+    assert found is not None
+    row, ts = found
+    rec = Recommender(api.settings, api.log, Metrics())
+    req = RecommendationRequest(customer_id=cid, channel="phone", reason="complaint")
+    profile = ProfileRead(profile_row(row), str(row.get("active_products") or ""), ts, True)
+    decision = rec.decide_batch(model, [Pending(model, req, profile, [])])[0]
+    assert [r.action_id for r in decision.recommendations] == [r["action_id"] for r in recs]
+    assert [r.propensity for r in decision.recommendations] == [r["propensity"] for r in recs]
+    assert [r.reasons for r in decision.recommendations] == [r["reasons"] for r in recs]
+
+
+def test_unknown_customer_gets_a_cold_start_answer(api: Api) -> None:
+    a = api.recommend("NEVER-SEEN-42", limit=5)
+    assert a["known_customer"] is False and a["degraded"] is False
+    assert a["features_timestamp"] is None
+    assert a["recommendations"], "the catalog and priors still give an answer"
+    model = load_champion(api.settings)
+    priors = dict(zip(model.policy.catalog.ids, model.policy.model.prior_rates(), strict=True))
+    for r in a["recommendations"]:
+        assert r["reasons"] == [COLD_REASON]
+        assert r["propensity"] == pytest.approx(priors[r["action_id"]])
+
+
+def test_outcomes_are_idempotent_and_in_the_contract_decisions_table(sqlite_api: Api) -> None:
+    api = sqlite_api
+    _, a = _customer_with_recommendations(api)
+    action = a["recommendations"][0]["action_id"]
+    body = {"decision_id": a["decision_id"], "action_id": action, "outcome": "declined"}
+    first = api.client.post("/v1/outcomes", json=body, headers=api.headers())
+    again = api.client.post("/v1/outcomes", json=body, headers=api.headers())
+    assert (first.status_code, first.json()["status"]) == (200, "recorded")
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    changed = api.client.post(
+        "/v1/outcomes", json={**body, "outcome": "accepted"}, headers=api.headers()
+    )
+    assert changed.status_code == 409 and "already recorded" in changed.json()["detail"]
+    rows = api.log.query(
+        "SELECT decision_id, customer_id, timestamp, channel, action_id, outcome, "
+        "propensity, value FROM decisions"
+    )
+    assert len(rows) == 1
+    decision_id, _, _, channel, action_id, outcome, propensity, value = rows[0]
+    assert decision_id == f"{a['decision_id']}:{action}"
+    assert (channel, action_id, outcome, propensity, value) == (
+        "phone",
+        action,
+        "declined",
+        1.0,  # the greedy policy shows its top action with certainty
+        None,
+    )
+
+
+def test_a_decline_shows_in_the_very_next_recommendation(api: Api) -> None:
+    cid, a = _customer_with_recommendations(api, limit=11)
+    top = a["recommendations"][0]["action_id"]
+    cp = load_champion(api.settings).policy.catalog.by_id(top).contact_policy
+    needed = min(cp.max_offers or 99, cp.suppress_after_declines or 99)
+    for _ in range(needed):
+        assert top in [r["action_id"] for r in a["recommendations"]]
+        r = api.client.post(
+            "/v1/outcomes",
+            json={"decision_id": a["decision_id"], "action_id": top, "outcome": "declined"},
+            headers=api.headers(),
+        )
+        assert r.status_code == 200, r.text
+        a = api.recommend(cid, limit=11)
+    assert top not in [r["action_id"] for r in a["recommendations"]]
+    rules = {s["action_id"]: s["rule"] for s in a["suppressed"]}
+    assert rules[top].startswith("contact policy:")
+
+
+BAD_KEY = "nba_000000000000_" + "x" * 43
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "key", "status"),
+    [
+        ("POST", "/v1/recommendations", None, 401),
+        ("POST", "/v1/recommendations", "not-a-key", 401),
+        ("POST", "/v1/recommendations", BAD_KEY, 401),
+        ("POST", "/v1/recommendations", "outcomes", 403),
+        ("POST", "/v1/recommendations", "admin", 403),
+        ("POST", "/v1/recommendations", "recommend", 200),
+        ("POST", "/v1/outcomes", None, 401),
+        ("POST", "/v1/outcomes", "recommend", 403),
+        ("POST", "/v1/outcomes", "outcomes", 404),  # past auth: the decision is unknown
+        ("POST", "/admin/reload", "recommend", 403),
+        ("POST", "/admin/reload", "admin", 200),
+        ("GET", "/v1/decisions/nope", None, 401),
+        ("GET", "/healthz", None, 200),
+        ("GET", "/readyz", None, 200),
+        ("GET", "/metrics", None, 200),
+    ],
+)
+def test_auth_matrix(
+    sqlite_api: Api, method: str, path: str, key: str | None, status: int
+) -> None:
+    api = sqlite_api
+    headers = {} if key is None else {"X-API-Key": api.keys.get(key, key)}
+    body: dict[str, Any] = {
+        "/v1/recommendations": {"customer_id": api.workspace.customers[0], "channel": "phone"},
+        "/v1/outcomes": {
+            "decision_id": "d1",
+            "action_id": "ask_email_address",
+            "outcome": "accepted",
+        },
+    }.get(path, {})
+    r = api.client.request(method, path, json=body or None, headers=headers)
+    assert r.status_code == status, r.text
+    if status == 401:
+        assert "API key" in r.json()["detail"]
+    if status == 403:
+        assert "scope" in r.json()["detail"]
+
+
+def test_a_revoked_key_stops_working_on_the_next_request(sqlite_api: Api) -> None:
+    api = sqlite_api
+    body = {"customer_id": api.workspace.customers[0], "channel": "chat"}
+    key = api.keys["recommend"]
+    ok = api.client.post("/v1/recommendations", json=body, headers={"X-API-Key": key})
+    assert ok.status_code == 200
+    assert revoke_key(api.log, key)
+    gone = api.client.post("/v1/recommendations", json=body, headers={"X-API-Key": key})
+    assert gone.status_code == 401
+
+
+def test_auth_can_be_switched_off_for_a_local_trial(
+    api_factory: ApiFactory, sqlite_workspace: Workspace
+) -> None:
+    api = api_factory(sqlite_workspace, NBA_AUTH="false")
+    body = {"customer_id": sqlite_workspace.customers[0], "channel": "phone"}
+    assert api.client.post("/v1/recommendations", json=body).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({}, ["body.customer_id", "body.channel"]),
+        ({"customer_id": "C1", "channel": "fax"}, ["body.channel"]),
+        ({"customer_id": "C1", "channel": "phone", "limit": 0}, ["body.limit"]),
+        ({"customer_id": "C1", "channel": "phone", "limit": "three"}, ["body.limit"]),
+        ({"customer_id": "", "channel": "phone"}, ["body.customer_id"]),
+        ({"customer_id": "x" * 200, "channel": "phone"}, ["body.customer_id"]),
+        ({"customer_id": "C 1'; drop", "channel": "phone"}, ["body.customer_id"]),
+        ({"customer_id": 42, "channel": "phone"}, ["body.customer_id"]),
+        ({"customer_id": "C1", "channel": "phone", "reason": "bored"}, ["body.reason"]),
+        ({"customer_id": "C1", "channel": "phone", "coupon": "X"}, ["body.coupon"]),
+    ],
+)
+def test_malformed_recommendation_bodies_get_422_naming_the_field(
+    sqlite_api: Api, body: dict[str, Any], fields: list[str]
+) -> None:
+    r = sqlite_api.client.post("/v1/recommendations", json=body, headers=sqlite_api.headers())
+    assert r.status_code == 422
+    for field in fields:
+        assert field in r.json()["detail"]
+
+
+def test_invalid_json_and_oversized_bodies_are_refused(sqlite_api: Api) -> None:
+    api = sqlite_api
+    headers = {**api.headers(), "content-type": "application/json"}
+    broken = api.client.post("/v1/recommendations", content=b"{not json", headers=headers)
+    assert broken.status_code == 422 and "body" in broken.json()["detail"]
+    huge = json.dumps({"customer_id": "C1", "channel": "phone", "pad": "x" * 50_000})
+    r = api.client.post("/v1/recommendations", content=huge.encode(), headers=headers)
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
+
+
+def test_bad_outcomes_get_the_reason(sqlite_api: Api) -> None:
+    api = sqlite_api
+    _, a = _customer_with_recommendations(api)
+    shown = {r["action_id"] for r in a["recommendations"]}
+    catalog = load_champion(api.settings).policy.catalog
+    not_shown = next(i for i in catalog.ids if i not in shown)
+    cases = [
+        ({"decision_id": "nope", "action_id": catalog.ids[0]}, 404, "unknown decision"),
+        ({"decision_id": a["decision_id"], "action_id": "free_lunch"}, 422, "unknown action"),
+        ({"decision_id": a["decision_id"], "action_id": not_shown}, 422, "not recommended"),
+    ]
+    for partial, status, text in cases:
+        body = {**partial, "outcome": "accepted"}
+        r = api.client.post("/v1/outcomes", json=body, headers=api.headers())
+        assert (r.status_code, text in r.json()["detail"]) == (status, True), r.text
+    r = api.client.post(
+        "/v1/outcomes",
+        json={"decision_id": a["decision_id"], "action_id": next(iter(shown)), "outcome": "?"},
+        headers=api.headers(),
+    )
+    assert r.status_code == 422 and "body.outcome" in r.json()["detail"]
+    assert api.log.count("outcomes") == 0
+
+
+def _default_ranking(api: Api, customer_id: str) -> list[str]:
+    model = load_champion(api.settings)
+    rec = Recommender(api.settings, api.log, Metrics())
+    req = RecommendationRequest(customer_id=customer_id, channel="phone")
+    profile = ProfileRead(model.default_profile, "", None, True)
+    decision = rec.decide_batch(model, [Pending(model, req, profile, [])])[0]
+    return [r.action_id for r in decision.recommendations]
+
+
+def test_a_failing_online_store_degrades_the_answer_instead_of_failing_it(
+    api_factory: ApiFactory, sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(self: OnlineProfiles, ids: list[str]) -> list[Any]:
+        raise ConnectionError("store down")
+
+    monkeypatch.setattr(OnlineProfiles, "read_many", down)
+    api = api_factory(sqlite_workspace)
+    cid = sqlite_workspace.customers[3]
+    a = api.recommend(cid)
+    assert a["degraded"] is True and "online store read failed" in a["degraded_reason"]
+    assert a["known_customer"] is True and a["features_timestamp"] is None
+    assert [r["action_id"] for r in a["recommendations"]] == _default_ranking(api, cid)
+    assert all(r["reasons"] == [DEGRADED_REASON_TEXT] for r in a["recommendations"])
+    metrics = api.client.get("/metrics").text
+    assert 'nba_degraded_total{cause="store_error"} 1.0' in metrics
+
+
+def test_a_slow_online_store_degrades_the_answer(
+    api_factory: ApiFactory, sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = OnlineProfiles.read_many
+
+    def slow(self: OnlineProfiles, ids: list[str]) -> list[Any]:
+        time.sleep(0.3)
+        return real(self, ids)
+
+    monkeypatch.setattr(OnlineProfiles, "read_many", slow)
+    api = api_factory(sqlite_workspace, NBA_FEATURE_BUDGET_MS="20")
+    a = api.recommend(sqlite_workspace.customers[4])
+    assert a["degraded"] is True and "20 ms budget" in a["degraded_reason"]
+    logged = api.client.get(f"/v1/decisions/{a['decision_id']}", headers=api.headers()).json()
+    assert logged["degraded"] is True and "20 ms" in logged["degraded_reason"]
+
+
+def test_without_a_model_the_service_is_alive_but_not_ready(
+    api_factory: ApiFactory, tmp_path: Any
+) -> None:
+    empty = Workspace(tmp_path / "empty", tmp_path, {"NBA_HOME": str(tmp_path / "empty")}, [])
+    api = api_factory(empty)
+    assert api.client.get("/healthz").status_code == 200
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 503 and not ready.json()["ready"]
+    assert "nba train" in ready.json()["detail"]
+    r = api.client.post(
+        "/v1/recommendations",
+        json={"customer_id": "C1", "channel": "phone"},
+        headers=api.headers(),
+    )
+    assert r.status_code == 503 and "nba train" in r.json()["detail"]
+
+
+def test_reload_swaps_the_champion_without_a_failed_request(sqlite_api: Api) -> None:
+    api = sqlite_api
+    configure(api.settings)
+    client = MlflowClient()
+    current = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    new = mlflow.register_model(current.source, MODEL_NAME)
+    seen: list[tuple[int, str]] = []
+    stop = threading.Event()
+    body = {"customer_id": api.workspace.customers[1], "channel": "phone"}
+
+    def hammer() -> None:
+        while not stop.is_set():
+            r = api.client.post("/v1/recommendations", json=body, headers=api.headers())
+            seen.append((r.status_code, r.json().get("model_version", "")))
+
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        set_alias("champion", str(new.version), api.settings)
+        r = api.client.post("/admin/reload", headers=api.headers("admin"))
+        assert r.status_code == 200 and r.json() == {
+            "model_version": str(new.version),
+            "changed": True,
+        }
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        worker.join()
+        set_alias("champion", str(current.version), api.settings)
+    assert seen and all(status == 200 for status, _ in seen)
+    versions = [v for _, v in seen]
+    assert versions[0] == str(current.version) and versions[-1] == str(new.version)
+    assert set(versions) == {str(current.version), str(new.version)}
+
+
+def test_metrics_count_decisions_outcomes_and_latency(sqlite_api: Api) -> None:
+    api = sqlite_api
+    _, a = _customer_with_recommendations(api)
+    top = a["recommendations"][0]["action_id"]
+    api.client.post(
+        "/v1/outcomes",
+        json={"decision_id": a["decision_id"], "action_id": top, "outcome": "accepted"},
+        headers=api.headers(),
+    )
+    text = api.client.get("/metrics").text
+    counted = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("nba_decisions_total{")
+    ]
+    assert sum(counted) >= 1 and f'nba_decisions_total{{action_id="{top}"}}' in text
+    assert 'nba_outcomes_total{outcome="accepted",status="recorded"} 1.0' in text
+    assert 'nba_request_seconds_count{route="/v1/recommendations",status="2xx"}' in text
+    assert f"nba_model_version {float(a['model_version'])}" in text
+
+
+def test_logs_carry_no_customer_data_or_keys(
+    sqlite_api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = sqlite_api
+    caplog.set_level("INFO")
+    cid = api.workspace.customers[2]
+    api.recommend(cid)
+    api.client.post(
+        "/v1/recommendations", json={"customer_id": cid, "channel": "fax"}, headers=api.headers()
+    )
+    access = [r for r in caplog.records if r.name == "nba.access"]
+    assert [getattr(r, "status", None) for r in access][-2:] == [200, 422]
+    everything = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert cid not in everything
+    assert not any(k in everything for k in api.keys.values())
+
+
+def test_openapi_documents_every_endpoint_with_examples(sqlite_api: Api) -> None:
+    spec = sqlite_api.client.get("/openapi.json").json()
+    for path in ("/v1/recommendations", "/v1/outcomes", "/admin/reload", "/readyz", "/metrics"):
+        assert path in spec["paths"], path
+    schemas = spec["components"]["schemas"]
+    assert schemas["RecommendationRequest"]["examples"]
+    assert schemas["OutcomeRequest"]["examples"]
+    assert "APIKeyHeader" in spec["components"]["securitySchemes"]

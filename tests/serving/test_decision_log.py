@@ -1,0 +1,178 @@
+"""The decision log on both databases: SQLite (the default) and a real PostgreSQL server
+(Debian's postgresql, started by the test as the postgres user on a free port)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from serving.decision_log import (
+    DecisionLog,
+    OutcomeRecord,
+    OutcomeStatus,
+    ServedRecord,
+    now_utc,
+)
+from serving.keys import create_key, revoke_key, verify
+from tests.conftest import free_port, wait_for_port
+
+pytestmark = pytest.mark.slow
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        pytest.fail("PostgreSQL is not installed; `make test` installs it (apt-get)")
+    return found[-1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    # Not under pytest's temporary folder: its parents are private to root, and the
+    # server runs as the postgres user.
+    root = Path(tempfile.mkdtemp(prefix="nba-pg-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+    subprocess.run(
+        [*as_postgres, _pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "nba"],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    subprocess.run(
+        [
+            *as_postgres,
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-o",
+            f"-p {port} -k {sock} -c listen_addresses=127.0.0.1",
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        wait_for_port(port)
+        yield f"postgresql://nba@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_postgres, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'log.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    # A fresh schema state per test: drop what an earlier test left.
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP VIEW IF EXISTS decisions")
+        conn.execute("DROP TABLE IF EXISTS served, outcomes, api_keys")
+    return url
+
+
+def _served(decision_id: str, customer: str, actions: list[str], minutes_ago: int) -> ServedRecord:
+    return ServedRecord(
+        decision_id=decision_id,
+        customer_id=customer,
+        timestamp=now_utc() - timedelta(minutes=minutes_ago),
+        channel="phone",
+        reason="complaint",
+        agent_id="a1",
+        model_version="3",
+        features_timestamp=now_utc() - timedelta(days=1),
+        known_customer=True,
+        degraded=False,
+        degraded_reason=None,
+        ranking=[
+            {"action_id": a, "propensity": 0.5, "value": 10.0, "priority": 5.0,
+             "shown_probability": 1.0 if i == 0 else None}
+            for i, a in enumerate(actions)
+        ],
+    )  # fmt: skip
+
+
+def test_decisions_outcomes_history_and_keys_round_trip(log_url: str) -> None:
+    log = DecisionLog(log_url)
+    log.start()
+    try:
+        log.write(_served("d1", "C1", ["a", "b"], minutes_ago=60))
+        log.write(_served("d2", "C1", ["b"], minutes_ago=30))
+        log.write(_served("d3", "C2", ["a"], minutes_ago=10))
+        results = [
+            log.write(OutcomeRecord("d1", "a", "declined", "a1")),
+            log.write(OutcomeRecord("d1", "a", "declined", "a1")),
+            log.write(OutcomeRecord("d1", "a", "accepted", "a1")),
+            log.write(OutcomeRecord("d1", "zzz", "accepted", None)),
+            log.write(OutcomeRecord("nope", "a", "accepted", None)),
+            log.write(OutcomeRecord("d2", "b", "no_response", None)),
+            log.write(OutcomeRecord("d1", "b", "accepted", None)),
+        ]
+        assert [r.status for r in results] == [
+            OutcomeStatus.RECORDED,
+            OutcomeStatus.DUPLICATE,
+            OutcomeStatus.CONFLICT,
+            OutcomeStatus.NOT_RECOMMENDED,
+            OutcomeStatus.UNKNOWN_DECISION,
+            OutcomeStatus.RECORDED,
+            OutcomeStatus.RECORDED,
+        ]
+        history = log.history("C1", now_utc())
+        assert [(a, o) for a, _, o in history] == [
+            ("a", "declined"),
+            ("b", "accepted"),
+            ("b", "no_response"),
+        ]
+        ages = [age for _, age, _ in history]
+        assert ages[0] == pytest.approx(1 / 24, rel=0.05) and ages[2] < ages[0]
+        assert log.history("C2", now_utc()) == []
+        rows = log.query("SELECT decision_id, action_id, outcome, propensity FROM decisions")
+        assert sorted(rows) == [
+            ("d1:a", "a", "declined", 1.0),
+            ("d1:b", "b", "accepted", None),
+            ("d2:b", "b", "no_response", 1.0),
+        ]
+        decision = log.decision("d1")
+        assert decision is not None and decision["model_version"] == "3"
+        assert [o["action_id"] for o in decision["outcomes"]] == ["a", "b"]
+        key = create_key(log, ("recommend",), "t")
+        assert verify(log, key) == (key.split("_")[1], frozenset({"recommend"}))
+        assert verify(log, key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+        assert revoke_key(log, key) and verify(log, key) is None
+    finally:
+        log.close()
+    # Everything committed is there for the next process.
+    again = DecisionLog(log_url)
+    assert again.count("served") == 3 and again.count("outcomes") == 3
+    again.close()
+
+
+def test_a_bad_url_is_a_clear_error() -> None:
+    from nba.exceptions import DecisionLogError
+
+    with pytest.raises(DecisionLogError, match="unsupported URL"):
+        DecisionLog("mysql://root:secret@db/nba")
+    with pytest.raises(DecisionLogError, match=r"cannot open.*\*\*\*") as err:
+        DecisionLog("postgresql://nba:secret@127.0.0.1:1/nba")
+    assert "secret" not in str(err.value)
