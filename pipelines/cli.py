@@ -325,6 +325,11 @@ def demo(
         _print_score(report)
         _print_examples(report, 3)
     console.rule(f"demo finished in {time.perf_counter() - started:.0f} s")
+    console.print(
+        "next: serve it to agent desktops (see README, 'The real-time API'):\n"
+        "  .venv/bin/nba keys create --scopes recommend,outcomes\n"
+        "  .venv/bin/nba serve --port 8000    # then http://127.0.0.1:8000/docs"
+    )
 
 
 def _print_counts(title: str, counts: dict[str, int | float]) -> None:
