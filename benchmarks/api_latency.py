@@ -80,9 +80,9 @@ def floor(customers: list[str], n: int) -> dict[str, float]:
     from nba.feature_store import open_store
     from nba.profiles import ENTITY_KEY, FEATURE_SERVICE
     from serving.decision_log import DecisionLog, now_utc
-    from serving.engine import Pending, ProfileRead, Recommender, load_champion
+    from serving.engine import Pending, Recommender, load_champion, profile_read
     from serving.metrics import Metrics
-    from serving.online import OnlineProfiles, profile_row
+    from serving.online import OnlineProfiles
     from serving.schemas import RecommendationRequest
 
     settings = get_settings()
@@ -99,9 +99,8 @@ def floor(customers: list[str], n: int) -> dict[str, float]:
         t0 = time.perf_counter()
         found = reader.read(cid)
         t1 = time.perf_counter()
-        row, ts = found if found else ({}, None)
-        profile = ProfileRead(profile_row(row), str(row.get("active_products") or ""), ts, True)
-        history = rec.history(cid, now_utc(), model.policy.catalog.ids)
+        profile = profile_read(found)
+        history = rec.history(model, cid, now_utc())
         rec.decide_batch(model, [Pending(model, req, profile, history)])
         t2 = time.perf_counter()
         read_ms.append((t1 - t0) * 1000)

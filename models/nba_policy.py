@@ -22,11 +22,10 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from nba.catalog import load_catalog
-from nba.policy.design import profile_matrix
+from nba.policy.design import profile_vector
 from nba.policy.frames import contacts_from_frame, decisions_to_frame
 from nba.policy.policy import Policy
 from nba.policy.response import ResponseModel
-from nba.profiles import NUMERIC_FEATURE_NAMES
 
 
 class NBAPolicyModel(PythonModel):
@@ -61,7 +60,7 @@ def _default_profile(path: str | None) -> np.ndarray:
     values: dict[str, Any] = {}
     if path and Path(path).is_file():
         values = json.loads(Path(path).read_text(encoding="utf-8"))
-    return profile_matrix({n: [values.get(n)] for n in NUMERIC_FEATURE_NAMES}, 1)[0]
+    return profile_vector(values)
 
 
 mlflow.models.set_model(NBAPolicyModel())

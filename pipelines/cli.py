@@ -221,6 +221,8 @@ def serve(
     from serving.logs import configure_json_logging
 
     settings = get_settings()
+    with _errors():  # a wrong NBA_DECISION_LOG_URL: one clear line, not a start-up trace
+        _decision_log().close()
     configure_json_logging(settings.log_level)
     if not settings.auth:
         err.print("[yellow]warning:[/] NBA_AUTH=false: the API accepts requests without a key")

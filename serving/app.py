@@ -217,10 +217,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         `make demo`, without a restart."""
         while True:
             missing = recommender.model is None or recommender.reader is None
-            interval = s.model_poll_seconds or (10.0 if missing else 0.0)
-            if not interval:
+            if not missing and not s.model_poll_seconds:
                 return
-            await asyncio.sleep(min(interval, 10.0) if missing else interval)
+            # Until both are there, every 10 s at most; then at the configured pace.
+            await asyncio.sleep(
+                min(s.model_poll_seconds or 10.0, 10.0) if missing else s.model_poll_seconds
+            )
             async with reload_lock:
                 await run_in_threadpool(recommender.load_model)
                 if recommender.reader is None:

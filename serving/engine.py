@@ -30,11 +30,12 @@ import numpy as np
 
 from nba.config import Settings
 from nba.policy.arbitration import History
+from nba.policy.design import profile_vector
 from nba.policy.policy import Contacts, Decision
-from nba.tracking import CHAMPION, resolve
+from nba.tracking import CHAMPION, ModelRef, resolve
 from serving.decision_log import DecisionLog, ServedRecord, now_utc
 from serving.metrics import Metrics
-from serving.online import BatchedReader, OnlineProfiles, profile_row
+from serving.online import BatchedReader, Found, OnlineProfiles
 from serving.schemas import (
     RecommendationOut,
     RecommendationRequest,
@@ -45,7 +46,7 @@ from serving.schemas import (
 log = logging.getLogger("nba.serving")
 
 DEGRADED_REASON_TEXT = "live profile unavailable right now: ranked for a typical customer"
-_UNKNOWN_PROFILE = np.full(profile_row({}).shape, np.nan)
+_UNKNOWN_PROFILE = profile_vector({})  # every feature unknown
 
 
 @dataclass(frozen=True)
@@ -55,39 +56,47 @@ class LoadedModel:
     policy: Any  # nba.policy.policy.Policy
     version: str
     default_profile: np.ndarray
+    action_index: dict[str, int]  # catalog id -> position, for the contact history
+    action_names: dict[str, str]  # catalog id -> name, for the suppressed actions
 
 
-def load_champion(settings: Settings) -> LoadedModel:
-    """``models:/nba-policy@champion``, loaded through MLflow (raises NBAError if none)."""
+def load_champion(settings: Settings, ref: ModelRef | None = None) -> LoadedModel:
+    """``models:/nba-policy@champion`` (or ``ref``), loaded through MLflow; raises
+    NBAError if there is none."""
     import mlflow
 
-    ref = resolve(CHAMPION, settings)
+    ref = ref or resolve(CHAMPION, settings)
     model = mlflow.pyfunc.load_model(ref.uri).unwrap_python_model()
     # Versions logged before the typical profile existed rank an unreadable profile as
     # all-unknown (NaN) instead.
     default = getattr(model, "default_profile", _UNKNOWN_PROFILE)
     model.policy.model.predict_threads = 1
-    return LoadedModel(model.policy, ref.version, default)
-
-
-def champion_version(settings: Settings) -> str | None:
-    """The version behind @champion without loading it (for polling)."""
-    from nba.exceptions import NBAError
-
-    try:
-        return resolve(CHAMPION, settings).version
-    except NBAError:
-        return None
+    actions = model.policy.catalog.actions
+    return LoadedModel(
+        model.policy,
+        ref.version,
+        default,
+        {a.id: j for j, a in enumerate(actions)},
+        {a.id: a.name for a in actions},
+    )
 
 
 @dataclass(frozen=True)
 class ProfileRead:
-    x: np.ndarray  # one profile_matrix row
+    x: np.ndarray  # one profile_matrix row (design.profile_vector)
     active_products: str
     timestamp: datetime | None
     known: bool
     degraded_cause: str | None = None
     degraded_detail: str | None = None
+
+
+def profile_read(found: Found) -> ProfileRead:
+    """What the policy needs of an online read (``None``: the customer is unknown)."""
+    if found is None:
+        return ProfileRead(_UNKNOWN_PROFILE, "", None, False)
+    row, ts = found
+    return ProfileRead(profile_vector(row), str(row.get("active_products") or ""), ts, True)
 
 
 @dataclass
@@ -139,17 +148,11 @@ class Recommender:
         """Load @champion if its version differs from the one served; True if it changed.
         The old model keeps answering until the new one is fully loaded (no failed request).
         """
-        from nba.exceptions import NBAError
-
         try:
-            version = champion_version(self.settings)
-            if version is None:
-                raise NBAError(
-                    "no model nba-policy@champion: run `nba train --data DIR` (or `make demo`)"
-                )
-            if self.model is not None and self.model.version == version:
+            ref = resolve(CHAMPION, self.settings)  # NBAError naming the fix if none
+            if self.model is not None and self.model.version == ref.version:
                 return False
-            loaded = load_champion(self.settings)
+            loaded = load_champion(self.settings, ref)
         except Exception as exc:
             self.model_error = str(exc)
             log.warning("no model loaded", extra={"error": str(exc)})
@@ -167,36 +170,29 @@ class Recommender:
 
     async def read_profile(self, customer_id: str, default: np.ndarray) -> ProfileRead:
         reader = self.reader
+
+        def degraded(cause: str, detail: str | None) -> ProfileRead:
+            return ProfileRead(default, "", None, True, cause, detail)
+
         if reader is None:
-            return ProfileRead(default, "", None, True, "store_unavailable", self.store_error)
+            return degraded("store_unavailable", self.store_error)
         started = time.perf_counter()
         try:
             found = await asyncio.wait_for(reader.submit(customer_id), self._budget)
         except TimeoutError:
-            return ProfileRead(
-                default,
-                "",
-                None,
-                True,
-                "store_timeout",
-                f"online store slower than its {self.settings.feature_budget_ms:g} ms budget",
-            )
+            budget = self.settings.feature_budget_ms
+            return degraded("store_timeout", f"online store slower than its {budget:g} ms budget")
         except Exception as exc:
             log.warning("online store read failed", extra={"error": type(exc).__name__})
-            return ProfileRead(
-                default, "", None, True, "store_error", f"online store read failed: {exc}"
-            )
+            return degraded("store_error", f"online store read failed: {exc}")
         self.metrics.feature_read.observe(time.perf_counter() - started)
-        if found is None:
-            return ProfileRead(_UNKNOWN_PROFILE, "", None, False)
-        row, ts = found
-        return ProfileRead(profile_row(row), str(row.get("active_products") or ""), ts, True)
+        return profile_read(found)
 
     def history(
-        self, customer_id: str, now: datetime, catalog_ids: Sequence[str]
+        self, model: LoadedModel, customer_id: str, now: datetime
     ) -> list[tuple[int, float, bool]]:
         """The customer's reported outcomes: (catalog index, age in days, declined)."""
-        index = {a: j for j, a in enumerate(catalog_ids)}
+        index = model.action_index
         return [
             (index.get(a, -1), age, o == "declined")
             for a, age, o in self.log.history(customer_id, now)
@@ -269,13 +265,12 @@ class Recommender:
             raise ModelNotReady(self.model_error or "no model loaded")
         now = now_utc()
         profile = await self.read_profile(req.customer_id, model.default_profile)
-        history = self.history(req.customer_id, now, model.policy.catalog.ids)
+        history = self.history(model, req.customer_id, now)
         loop = asyncio.get_running_loop()
         decision = await self._decide_soon(
             Pending(model, req, profile, history, loop.create_future())
         )
         degraded = profile.degraded_cause is not None
-        catalog = model.policy.catalog
         recs = [
             RecommendationOut(
                 action_id=r.action_id,
@@ -299,7 +294,7 @@ class Recommender:
             recommendations=recs,
             suppressed=[
                 SuppressedOut(
-                    action_id=s.action_id, name=catalog.by_id(s.action_id).name, rule=s.rule
+                    action_id=s.action_id, name=model.action_names[s.action_id], rule=s.rule
                 )
                 for s in decision.suppressed
             ],

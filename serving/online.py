@@ -17,14 +17,13 @@ from contextlib import suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from nba.profiles import ENTITY_KEY, FEATURE_SERVICE, NUMERIC_FEATURE_NAMES
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
 _NULL_KINDS = (None, "null_val")
+Found = tuple[dict[str, Any], datetime] | None  # a profile and its timestamp, or unknown
 
 
 class OnlineProfiles:
@@ -49,7 +48,7 @@ class OnlineProfiles:
         self._value = Value
         self.online_store = store.config.online_store.type
 
-    def read(self, customer_id: str) -> tuple[dict[str, Any], datetime] | None:
+    def read(self, customer_id: str) -> Found:
         """The customer's feature values and their timestamp; ``None`` if unknown."""
         return self.read_many([customer_id])[0]
 
@@ -59,7 +58,7 @@ class OnlineProfiles:
             self._entity_key(join_keys=[ENTITY_KEY], entity_values=[self._value(string_val=c)])
             for c in customer_ids
         ]
-        out: list[tuple[dict[str, Any], datetime] | None] = []
+        out: list[Found] = []
         for ts, values in self._provider.online_read(self._config, self._view, keys, self._names):
             if values is None or ts is None:
                 out.append(None)
@@ -74,17 +73,14 @@ class OnlineProfiles:
         return out
 
 
-Found = tuple[dict[str, Any], datetime] | None
-
-
 class BatchedReader:
     """Reads profiles on one thread, beside the event loop, in batches.
 
     Requests queue their customer id and wait (with their own time budget) on a future.
     The thread takes everything queued, reads it in one store call and hands the results
     back in one loop wake-up. A thread keeps a hung store from stalling the server;
-    batching keeps the thread hand-offs (measured at a quarter of the API's throughput
-    when made once per request) to one per batch under load.
+    batching keeps the thread hand-offs to one per batch under load (one hand-off per
+    request cost about a fifth of the API's throughput: 461 against 354-393 req/s).
     """
 
     def __init__(self, profiles: OnlineProfiles, max_batch: int = 64) -> None:
@@ -145,10 +141,3 @@ def _deliver(items: list[tuple[asyncio.Future[Found], Found | BaseException]]) -
             future.set_exception(value)
         else:
             future.set_result(value)
-
-
-def profile_row(row: dict[str, Any]) -> np.ndarray:
-    """A profile as one row of ``design.profile_matrix`` (null = NaN); the same values as
-    ``profile_matrix`` without its per-column work (this runs on every request)."""
-    values = [row.get(n) for n in NUMERIC_FEATURE_NAMES]
-    return np.array([np.nan if v is None else v for v in values], dtype=float)

@@ -93,6 +93,13 @@ def profile_matrix(profiles: Mapping[str, Sequence[object] | np.ndarray], n: int
     return out
 
 
+def profile_vector(row: Mapping[str, object]) -> np.ndarray:
+    """One profile as a row of :func:`profile_matrix` (missing or null = NaN), without its
+    per-column work: the API builds one on every request."""
+    values = [row.get(n) for n in NUMERIC_FEATURE_NAMES]
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
 def candidate_rows(
     profile_x: np.ndarray,
     channels: np.ndarray,

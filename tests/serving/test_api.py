@@ -16,10 +16,17 @@ from mlflow import MlflowClient
 from nba.feature_store import open_store
 from nba.policy.policy import COLD_REASON
 from nba.tracking import MODEL_NAME, configure, set_alias
-from serving.engine import DEGRADED_REASON_TEXT, Pending, ProfileRead, Recommender, load_champion
+from serving.engine import (
+    DEGRADED_REASON_TEXT,
+    Pending,
+    ProfileRead,
+    Recommender,
+    load_champion,
+    profile_read,
+)
 from serving.keys import revoke_key
 from serving.metrics import Metrics
-from serving.online import OnlineProfiles, profile_row
+from serving.online import OnlineProfiles
 from serving.schemas import RecommendationRequest
 from tests.serving.conftest import Api, ApiFactory, Workspace
 
@@ -59,10 +66,9 @@ def test_recommendation_answer_is_ranked_explained_and_logged(api: Api) -> None:
     model = load_champion(api.settings)
     found = OnlineProfiles(open_store(api.settings)).read(cid)
     assert found is not None
-    row, ts = found
     rec = Recommender(api.settings, api.log, Metrics())
     req = RecommendationRequest(customer_id=cid, channel="phone", reason="complaint")
-    profile = ProfileRead(profile_row(row), str(row.get("active_products") or ""), ts, True)
+    profile = profile_read(found)
     decision = rec.decide_batch(model, [Pending(model, req, profile, [])])[0]
     assert [r.action_id for r in decision.recommendations] == [r["action_id"] for r in recs]
     assert [r.propensity for r in decision.recommendations] == [r["propensity"] for r in recs]
