@@ -25,6 +25,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from nba.policy.design import CATEGORICAL_COLUMNS, MODEL_COLUMNS, MONOTONE_CONSTRAINTS
+from nba.policy.treeshap import TreeTables, compile_booster
 from nba.vocabulary import FAMILIES
 
 ACTION_COLUMN = MODEL_COLUMNS.index("ctx_action")
@@ -48,6 +49,13 @@ class FamilyModel:
     booster: lgb.Booster
     rounds: int
     platt: tuple[float, float]
+    _tables: TreeTables | bool | None = False  # False: not compiled yet
+
+    def tree_tables(self) -> TreeTables | None:
+        """The booster compiled for fast TreeSHAP (once); ``None`` if its trees are too big."""
+        if self._tables is False:
+            self._tables = compile_booster(self.booster)
+        return self._tables if isinstance(self._tables, TreeTables) else None
 
 
 class ResponseModel:
@@ -212,32 +220,67 @@ class ResponseModel:
         return {FAMILIES[c]: m.rounds for c, m in self.models_.items()}
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Calibrated P(accept), shape ``(n,)``; prior rates for actions with little evidence."""
+        """Calibrated P(accept), shape ``(n,)``; prior rates for actions with little evidence.
+
+        Rows sorted by family (as :meth:`nba.policy.policy.Policy.score` builds them) are
+        scored as slices, without copying each family's rows.
+        """
         self._check_fitted()
         actions = x[:, ACTION_COLUMN].astype(int)
         out = self.prior_rates()[actions]
         uses_prior = np.array([e.uses_prior for e in self.evidence_])[actions]
-        codes = x[:, FAMILY_COLUMN].astype(int)
-        for code, m in self.models_.items():
-            rows = (codes == code) & ~uses_prior
-            if rows.any():
-                raw = self._predict(m, x[rows], raw_score=True)
-                a, b = m.platt
-                out[rows] = 1.0 / (1.0 + np.exp(-(a * raw + b)))
+        for _code, m, rows in self._family_blocks(x):
+            modelled = ~uses_prior[rows]
+            if not modelled.any():
+                continue
+            part = x[rows] if modelled.all() else x[rows][modelled]
+            raw = self._predict(m, part, raw_score=True)
+            a, b = m.platt
+            p = 1.0 / (1.0 + np.exp(-(a * raw + b)))
+            if modelled.all():
+                out[rows] = p
+            else:
+                idx = np.arange(x.shape[0])[rows][modelled]
+                out[idx] = p
         return out
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per-feature contributions to the raw score, shape ``(n, n_columns + 1)`` (last
-        column: the expected value), from each family model's ``pred_contrib``; zeros for
-        rows answered by the prior."""
+        column: the expected value): each family model's exact TreeSHAP values
+        (:mod:`nba.policy.treeshap`, equal to ``pred_contrib``); zeros for rows answered by
+        the prior."""
         self._check_fitted()
         out = np.zeros((x.shape[0], len(MODEL_COLUMNS) + 1))
-        codes = x[:, FAMILY_COLUMN].astype(int)
-        for code, m in self.models_.items():
-            rows = codes == code
-            if rows.any():
-                out[rows] = self._predict(m, x[rows], pred_contrib=True)
+        for _code, m, rows in self._family_blocks(x):
+            tables = m.tree_tables()
+            part = x[rows]
+            if tables is None:
+                out[rows] = self._predict(m, part, pred_contrib=True)
+            elif isinstance(rows, slice):  # written in place: no copy of millions of rows
+                parallel = self.predict_threads != 1 and part.shape[0] >= 256
+                tables.contributions(part, parallel, out=out[rows])
+            else:
+                parallel = self.predict_threads != 1 and part.shape[0] >= 256
+                out[rows] = tables.contributions(part, parallel)
         return out
+
+    def _family_blocks(self, x: np.ndarray) -> list[tuple[int, FamilyModel, slice | np.ndarray]]:
+        """(family code, its model, its rows) for the modelled families present in ``x``:
+        a slice when rows are sorted by family, else a boolean mask."""
+        codes = x[:, FAMILY_COLUMN]
+        if codes.size and np.all(codes[1:] >= codes[:-1]):
+            bounds = np.searchsorted(codes, np.arange(len(FAMILIES) + 1) - 0.5)
+            return [
+                (c, m, slice(int(bounds[c]), int(bounds[c + 1])))
+                for c, m in self.models_.items()
+                if bounds[c + 1] > bounds[c]
+            ]
+        found = []
+        for c, m in self.models_.items():
+            rows = codes == c
+            if rows.any():
+                found.append((c, m, rows))
+        return found
 
     def _predict(self, m: FamilyModel, x: np.ndarray, **kind: bool) -> np.ndarray:
         out = m.booster.predict(
