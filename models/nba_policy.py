@@ -23,7 +23,7 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from nba.catalog import load_catalog
 from nba.policy.design import profile_vector
-from nba.policy.frames import contacts_from_frame, decisions_to_frame
+from nba.policy.frames import contacts_from_frame, decisions_to_frame, ranking_table
 from nba.policy.policy import Policy
 from nba.policy.response import ResponseModel
 
@@ -46,12 +46,19 @@ class NBAPolicyModel(PythonModel):
         params = params or {}
         limit = int(params.get("limit", 0)) or None
         contacts = contacts_from_frame(model_input, self.policy.catalog)
-        decisions = self.policy.decide(contacts, limit)
-        return decisions_to_frame(
-            decisions,
-            str(params.get("model_version", "")),
-            bool(params.get("with_suppressed", False)),
+        version = str(params.get("model_version", ""))
+        if bool(params.get("with_suppressed", False)):
+            return decisions_to_frame(self.policy.decide(contacts, limit), version, True)
+        ranking, _ = self.policy.rank(contacts, limit)
+        table = ranking_table(
+            ranking, contacts.contact_id, contacts.customer_id, self.policy, version
         )
+        out = table.to_pandas()
+        actions = {a.id: a for a in self.policy.catalog.actions}
+        out["name"] = out["action_id"].map(lambda a: actions[a].name)
+        out["script"] = out["action_id"].map(lambda a: actions[a].script)
+        out["rule"] = None
+        return out
 
 
 def _default_profile(path: str | None) -> np.ndarray:

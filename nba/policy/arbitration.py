@@ -57,6 +57,13 @@ def _window_counts(hist: History, mask: np.ndarray, days: float, n: int, j: int)
     return np.bincount(hist.contact[sel], minlength=n)
 
 
+def _codes(values: list[str]) -> tuple[list[str], np.ndarray]:
+    """(distinct values, each value's index among them)."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), np.int64, len(values))
+    return list(index), codes
+
+
 def screen(
     catalog: Catalog,
     features: Mapping[str, np.ndarray],
@@ -68,7 +75,10 @@ def screen(
     n, k = len(channels), len(catalog.actions)
     status = np.zeros((n, k), dtype=np.int8)
     count = np.zeros((n, k), dtype=np.int32)
-    held = [set(p.split(",")) if p else set() for p in active_products]
+    # Per distinct value, not per contact: a batch has millions of contacts, few combinations.
+    held_kinds, held_of = _codes(active_products)
+    held = [set(p.split(",")) if p else set() for p in held_kinds]
+    channel_kinds, channel_of = _codes(channels)
     all_rows = np.ones(history.contact.shape[0], dtype=bool)
     has_history = bool(history.contact.shape[0])  # no past decisions: no contact-policy rule
 
@@ -83,8 +93,10 @@ def screen(
         if a.family == "information_request":
             mark(j, features["email_known"] > 0, RULE_EMAIL_KNOWN)
         if a.product is not None:
-            mark(j, np.array([a.product in h for h in held], dtype=bool), RULE_PRODUCT_HELD)
-        mark(j, ~np.array([c in a.channels for c in channels], dtype=bool), RULE_CHANNEL)
+            holds = np.array([a.product in h for h in held], dtype=bool)[held_of]
+            mark(j, holds, RULE_PRODUCT_HELD)
+        allowed = np.array([c in a.channels for c in channel_kinds], dtype=bool)[channel_of]
+        mark(j, ~allowed, RULE_CHANNEL)
         if not has_history:
             continue
         cp = a.contact_policy

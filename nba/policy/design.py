@@ -106,6 +106,7 @@ def candidate_rows(
     reasons: np.ndarray,
     catalog: Catalog,
     action_index: np.ndarray | None = None,
+    contact_index: np.ndarray | None = None,
 ) -> np.ndarray:
     """Design matrix for contacts x actions.
 
@@ -117,31 +118,47 @@ def candidate_rows(
     channels, reasons
         Codes, shape ``(n_contacts,)``.
     action_index
-        If given, shape ``(n_contacts,)``: one row per contact for that catalog action
-        (training). If ``None``, every action for every contact, contact-major: row
-        ``i * n_actions + j`` is contact ``i`` with action ``j``.
+        If given, one row per entry: contact ``contact_index[r]`` (default: ``r``, one row
+        per contact, as in training) with catalog action ``action_index[r]``. If ``None``,
+        every action for every contact, contact-major: row ``i * n_actions + j`` is contact
+        ``i`` with action ``j``.
 
     Returns
     -------
     numpy.ndarray
-        Shape ``(n_rows, len(MODEL_COLUMNS))``.
+        Shape ``(n_rows, len(MODEL_COLUMNS))``, built in one allocation (batch scoring
+        builds millions of rows).
     """
     n = profile_x.shape[0]
-    profile_x = profile_x[:, _MODEL_FEATURE_INDEX]
-    fam = np.array([_FAMILY_CODE[a.family] for a in catalog.actions], dtype=float)
-    if action_index is not None:
-        act = action_index.astype(float)
-        base, ch, rs = profile_x, channels, reasons
-    else:
+    if action_index is None:
         k = len(catalog.actions)
-        act = np.tile(np.arange(k, dtype=float), n)
-        base = np.repeat(profile_x, k, axis=0)
-        ch, rs = np.repeat(channels, k), np.repeat(reasons, k)
-    family = fam[act.astype(int)]
-    gated = family == _FAMILY_CODE[MONOTONE_FAMILY]
-    shared = base.copy()
-    own = np.full((base.shape[0], len(MONOTONE_FEATURES)), np.nan)
-    own[gated] = base[gated][:, _MONOTONE_INDEX]
-    shared[np.ix_(gated, _MONOTONE_INDEX)] = np.nan
-    ctx = np.column_stack([ch, rs, act, family])
-    return np.hstack([shared, own, ctx])
+        contact_index = np.repeat(np.arange(n), k)
+        action_index = np.tile(np.arange(k), n)
+    elif contact_index is None:
+        contact_index = np.arange(n)
+    act = np.asarray(action_index).astype(int)
+    who = np.asarray(contact_index).astype(int)
+    fam = np.array([_FAMILY_CODE[a.family] for a in catalog.actions], dtype=float)
+    family = fam[act]
+    n_feat, n_own = len(MODEL_FEATURES), len(MONOTONE_FEATURES)
+    out = np.empty((act.size, len(MODEL_COLUMNS)))
+    out[:, :n_feat] = profile_x[:, _MODEL_FEATURE_INDEX][who]
+    own = out[:, n_feat : n_feat + n_own]
+    own[:] = np.nan
+    gated = np.flatnonzero(family == _FAMILY_CODE[MONOTONE_FAMILY])
+    if gated.size:
+        # Rows sorted by family (as ranking builds them) make the gated rows one slice.
+        rows = (
+            slice(int(gated[0]), int(gated[-1]) + 1)
+            if gated[-1] - gated[0] + 1 == gated.size
+            else gated
+        )
+        for q, col in enumerate(_MONOTONE_INDEX.tolist()):
+            own[rows, q] = out[rows, col]
+            out[rows, col] = np.nan
+    ctx = n_feat + n_own
+    out[:, ctx] = channels[who]
+    out[:, ctx + 1] = reasons[who]
+    out[:, ctx + 2] = act
+    out[:, ctx + 3] = family
+    return out

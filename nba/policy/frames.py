@@ -12,16 +12,31 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from nba.catalog import Catalog
 from nba.policy.arbitration import History
 from nba.policy.design import profile_matrix
-from nba.policy.policy import Contacts, Decision
+from nba.policy.policy import Contacts, Decision, Policy, Ranking
 from nba.profiles import NUMERIC_FEATURE_NAMES
 
 CONTEXT_INPUT = ("contact_id", "customer_id", "channel", "reason", "active_products", "history")
 INPUT_COLUMNS: tuple[str, ...] = (*CONTEXT_INPUT, *NUMERIC_FEATURE_NAMES)
 
+RECOMMENDATIONS_SCHEMA = pa.schema(
+    [
+        ("contact_id", pa.string()),
+        ("customer_id", pa.string()),
+        ("rank", pa.int64()),
+        ("action_id", pa.string()),
+        ("family", pa.string()),
+        ("propensity", pa.float64()),
+        ("value", pa.float64()),
+        ("priority", pa.float64()),
+        ("reasons", pa.list_(pa.string())),
+        ("model_version", pa.string()),
+    ]
+)
 RECOMMENDATION_COLUMNS = (
     "contact_id",
     "customer_id",
@@ -37,7 +52,9 @@ RECOMMENDATION_COLUMNS = (
 
 
 def history_json(rows: Sequence[tuple[str, float, str]]) -> str:
-    return json.dumps([[a, round(float(d), 6), o] for a, d, o in rows])
+    """Ages are written in full (``repr`` round-trips a float exactly), so a policy fed
+    through this JSON ranks exactly like one fed the arrays directly."""
+    return json.dumps([[a, float(d), o] for a, d, o in rows])
 
 
 def contacts_from_frame(df: pd.DataFrame, catalog: Catalog) -> Contacts:
@@ -122,3 +139,31 @@ def decisions_to_frame(
     out = pd.DataFrame(rows, columns=columns)
     out["rank"] = out["rank"].astype("int64")
     return out
+
+
+def ranking_table(
+    ranking: Ranking, contact_id: list[str], customer_id: list[str], policy: Policy, version: str
+) -> pa.Table:
+    """The contract's ``recommendations`` rows of a ranking (columnar, no per-row Python)."""
+    who = pa.array(ranking.contact)
+    ids = pa.array(policy.catalog.ids, pa.string())
+    families = pa.array([a.family for a in policy.catalog.actions], pa.string())
+    act = pa.array(ranking.action)
+    r = ranking.reasons
+    texts = pa.array(r.texts, pa.string()).take(pa.array(r.ids, pa.int64()))
+    reasons = pa.ListArray.from_arrays(pa.array(r.offsets, pa.int32()), texts)
+    return pa.Table.from_arrays(
+        [
+            pa.array(contact_id, pa.string()).take(who),
+            pa.array(customer_id, pa.string()).take(who),
+            pa.array(ranking.rank, pa.int64()),
+            ids.take(act),
+            families.take(act),
+            pa.array(ranking.propensity, pa.float64()),
+            pa.array(ranking.net_value, pa.float64()),
+            pa.array(ranking.priority, pa.float64()),
+            reasons,
+            pa.array(np.full(len(ranking), version, dtype=object), pa.string()),
+        ],
+        schema=RECOMMENDATIONS_SCHEMA,
+    )

@@ -22,8 +22,9 @@ from nba.policy.arbitration import (
     screen,
 )
 from nba.policy.design import candidate_rows, channel_codes, reason_codes
-from nba.policy.explain import top_reasons
+from nba.policy.explain import ReasonLists, reason_lists
 from nba.policy.response import ResponseModel
+from nba.vocabulary import FAMILIES
 
 PRIOR_REASON = "little evidence for this action yet: using its family's average rate"
 COLD_REASON = "new to us: no profile yet, so this uses the average acceptance rate"
@@ -89,6 +90,25 @@ class Scores:
     count: np.ndarray
 
 
+@dataclass
+class Ranking:
+    """The recommended rows of a batch: contact-major, best first within a contact.
+
+    ``contact`` indexes the batch's contacts, ``action`` the catalog; ``rank`` starts at 1.
+    """
+
+    contact: np.ndarray
+    action: np.ndarray
+    rank: np.ndarray
+    propensity: np.ndarray
+    net_value: np.ndarray
+    priority: np.ndarray
+    reasons: ReasonLists
+
+    def __len__(self) -> int:
+        return int(self.contact.size)
+
+
 class Policy:
     """Ranks the catalog's actions for contacts."""
 
@@ -96,17 +116,17 @@ class Policy:
         self.catalog = catalog
         self.model = model
         self.version = version
+        self._family_code = np.array(
+            [FAMILIES.index(a.family) for a in catalog.actions], dtype=int
+        )
 
     def score(self, contacts: Contacts) -> tuple[Scores, np.ndarray]:
         """Propensity, value and rules for every contact x action (one ``predict``).
 
-        Returns the scores and the design matrix (rows contact-major).
+        Returns the scores and the design matrix (rows contact-major). Evaluation needs
+        every propensity; ranking uses :meth:`rank`, which scores only the candidates.
         """
         n, k = len(contacts), len(self.catalog.actions)
-        feats = feature_arrays(contacts.profile_x)
-        sc = screen(
-            self.catalog, feats, contacts.active_products, contacts.channel, contacts.history
-        )
         x = candidate_rows(
             contacts.profile_x,
             channel_codes(contacts.channel),
@@ -114,6 +134,14 @@ class Policy:
             self.catalog,
         )
         p = self.model.predict_proba(x).reshape(n, k) if n else np.empty((0, k))
+        return self._arbitrate(contacts, p), x
+
+    def _arbitrate(self, contacts: Contacts, p: np.ndarray) -> Scores:
+        n = len(contacts)
+        feats = feature_arrays(contacts.profile_x)
+        sc = screen(
+            self.catalog, feats, contacts.active_products, contacts.channel, contacts.history
+        )
         if contacts.cold is not None and contacts.cold.any():
             p[contacts.cold] = self.model.prior_rates()
         net = net_values(self.catalog, feats, n)
@@ -122,49 +150,92 @@ class Policy:
         ok = status == OK
         status[ok & np.isnan(net)] = RULE_VALUE_UNKNOWN
         status[(status == OK) & ~(priority > 0)] = RULE_NOT_WORTH_IT
-        return Scores(p, net, priority, status, sc.count), x
+        return Scores(p, net, priority, status, sc.count)
+
+    def _candidate_scores(self, contacts: Contacts) -> tuple[Scores, np.ndarray, np.ndarray]:
+        """Like :meth:`score`, but the model scores only the actions that pass the rules
+        and have a positive value (the others are dropped whatever their propensity, and
+        get NaN). Returns the scores, the candidates' design rows (sorted by family, so
+        each family model scores a slice) and each (contact, action)'s row in it (-1: none).
+        """
+        n, k = len(contacts), len(self.catalog.actions)
+        feats = feature_arrays(contacts.profile_x)
+        sc = screen(
+            self.catalog, feats, contacts.active_products, contacts.channel, contacts.history
+        )
+        net = net_values(self.catalog, feats, n)
+        who, act = np.nonzero((sc.status == OK) & (net > 0))
+        by_family = np.argsort(self._family_code[act], kind="stable")
+        who, act = who[by_family], act[by_family]
+        x = candidate_rows(
+            contacts.profile_x,
+            channel_codes(contacts.channel),
+            reason_codes(contacts.reason),
+            self.catalog,
+            action_index=act,
+            contact_index=who,
+        )
+        p = np.full((n, k), np.nan)
+        if who.size:
+            p[who, act] = self.model.predict_proba(x)
+        row = np.full((n, k), -1, dtype=np.int64)
+        row[who, act] = np.arange(who.size)
+        return self._arbitrate(contacts, p), x, row
+
+    def rank(self, contacts: Contacts, limit: int | None = None) -> tuple[Ranking, Scores]:
+        """Ranked recommendations of every contact (best first, at most ``limit``), columnar,
+        with their reasons; and the scores (for the suppressed actions' rules)."""
+        scores, x, row = self._candidate_scores(contacts)
+        k = scores.status.shape[1]
+        ok = scores.status == OK
+        # Highest priority first; catalog order breaks ties (stable sort).
+        order = np.argsort(-np.where(ok, scores.priority, -np.inf), axis=1, kind="stable")
+        width = k if limit is None else min(limit, k)
+        order = order[:, :width]
+        shown = np.minimum(ok.sum(axis=1), width)
+        who, position = np.nonzero(np.arange(width)[None, :] < shown[:, None])
+        act = order[who, position]
+        cold = contacts.cold[who] if contacts.cold is not None else np.zeros(who.size, dtype=bool)
+        prior = np.array([self.model.uses_prior(j) for j in range(k)], dtype=bool)[act]
+        explained = ~cold & ~prior
+        # Explain in design-row order (sorted by family: each family model explains a
+        # slice), then put the reasons back in ranking order.
+        where = row[who[explained], act[explained]]
+        by_row = np.argsort(where, kind="stable")
+        rows = x[where[by_row]]
+        found = reason_lists(self.model.contributions(rows), rows).take(np.argsort(by_row))
+        reasons = _with_fixed_reasons(found, explained, cold)
+        ranking = Ranking(
+            who,
+            act,
+            position + 1,
+            scores.propensity[who, act],
+            scores.net_value[who, act],
+            scores.priority[who, act],
+            reasons,
+        )
+        return ranking, scores
 
     def decide(self, contacts: Contacts, limit: int | None = None) -> list[Decision]:
         """Ranked recommendations (best first, at most ``limit``) and suppressed actions."""
-        scores, x = self.score(contacts)
+        ranking, scores = self.rank(contacts, limit)
         k = len(self.catalog.actions)
-        ranked_per_contact = []
-        for i in range(len(contacts)):
-            ok = np.flatnonzero(scores.status[i] == OK)
-            # Highest priority first; catalog order breaks ties (stable sort).
-            ranked = ok[np.argsort(-scores.priority[i, ok], kind="stable")]
-            ranked_per_contact.append(ranked if limit is None else ranked[:limit])
-        # One contributions call for every recommended row of the batch (they are per row).
-        row_index = np.concatenate(
-            [i * k + r for i, r in enumerate(ranked_per_contact)] or [np.empty(0, dtype=int)]
-        ).astype(int)
-        rows = x[row_index]
-        contrib = self.model.contributions(rows) if row_index.size else np.empty((0, 0))
+        bounds = np.searchsorted(ranking.contact, np.arange(len(contacts) + 1))
         decisions = []
-        offset = 0
-        for i, ranked in enumerate(ranked_per_contact):
+        for i in range(len(contacts)):
             recs = []
-            for j in ranked:
-                a = self.catalog.actions[j]
-                if contacts.cold is not None and contacts.cold[i]:
-                    reasons = [COLD_REASON]
-                elif self.model.uses_prior(int(j)):
-                    reasons = [PRIOR_REASON]
-                else:
-                    reasons = top_reasons(
-                        contrib[offset, :-1].tolist(), rows[offset].tolist(), contacts.reason[i]
-                    )
-                offset += 1
+            for r in range(int(bounds[i]), int(bounds[i + 1])):
+                a = self.catalog.actions[int(ranking.action[r])]
                 recs.append(
                     Recommendation(
                         a.id,
                         a.family,
                         a.name,
                         a.script,
-                        float(scores.propensity[i, j]),
-                        float(scores.net_value[i, j]),
-                        float(scores.priority[i, j]),
-                        reasons,
+                        float(ranking.propensity[r]),
+                        float(ranking.net_value[r]),
+                        float(ranking.priority[r]),
+                        ranking.reasons.row(r),
                     )
                 )
             suppressed = [
@@ -185,3 +256,21 @@ class Policy:
                 Decision(contacts.contact_id[i], contacts.customer_id[i], recs, suppressed)
             )
         return decisions
+
+
+def _with_fixed_reasons(
+    found: ReasonLists, explained: np.ndarray, cold: np.ndarray
+) -> ReasonLists:
+    """All ranked rows' reasons: the explained rows' from ``found``, and one fixed sentence
+    for the others (cold start, or an action answered by its prior)."""
+    counts = np.ones(explained.size, dtype=np.int64)
+    counts[explained] = np.diff(found.offsets)
+    offsets = np.zeros(explained.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    texts = [*found.texts, COLD_REASON, PRIOR_REASON]
+    ids = np.empty(int(offsets[-1]), dtype=np.int64)
+    flat_explained = np.repeat(explained, counts)
+    ids[flat_explained] = found.ids
+    fixed = np.where(cold[~explained], len(texts) - 2, len(texts) - 1)
+    ids[~flat_explained] = fixed
+    return ReasonLists(offsets, ids, texts)
