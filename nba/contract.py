@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -225,8 +226,12 @@ def load_dataset(
     *,
     settings: Settings | None = None,
     catalog: Catalog | None = None,
+    only: Collection[str] | None = None,
 ) -> Dataset:
     """Load and validate a dataset directory.
+
+    ``only`` restricts loading and validation to those tables (the others are empty): batch
+    scoring from profiles already built reads no interactions.
 
     Raises
     ------
@@ -242,6 +247,9 @@ def load_dataset(
         )
     catalog = catalog or catalog_for_dataset(data_dir)
     files, violations = find_table_files(data_dir)
+    if only is not None:
+        files = {name: path for name, path in files.items() if name in only}
+        violations = [v for v in violations if v.table in only]
     con = connect(settings)
     notes: list[str] = []
     kinds: dict[str, dict[str, str]] = {}
@@ -629,3 +637,17 @@ def load_contacts_file(dataset: Dataset, path: Path | str) -> None:
         raise ContractError(violations)
     _materialise(con, spec, kinds, path)
     dataset.files["contacts"] = path
+
+
+def dataset_fingerprint(data_dir: Path | str) -> str:
+    """A digest of the dataset's files (name, size, modification time): equal digests mean
+    the profiles built from one are valid for the other."""
+    data_dir = Path(data_dir)
+    digest = hashlib.sha256()
+    names = [f"{spec.name}.{ext}" for spec in TABLES.values() for ext in ("parquet", "csv")]
+    for name in [*names, "actions.yaml"]:
+        path = data_dir / name
+        if path.is_file():
+            st = path.stat()
+            digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return digest.hexdigest()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from nba.config import Settings, get_settings
-from nba.contract import Dataset, load_dataset
+from nba.contract import Dataset, dataset_fingerprint, load_dataset
 from nba.feature_store import apply_repo, open_store, push_latest, write_offline
 from nba.profiles import FEATURES, compute_profiles
 from pipelines.timing import Laps
@@ -33,6 +34,46 @@ def latest_as_of(dataset: Dataset) -> datetime:
     if not isinstance(newest, datetime):
         raise ValueError("the dataset holds no timestamp at all")
     return newest.replace(tzinfo=UTC) + LATEST_OFFSET
+
+
+@dataclass(frozen=True)
+class BuildManifest:
+    """What the offline store was built from: batch scoring reads its profiles only when
+    the dataset is unchanged since (same fingerprint)."""
+
+    data_dir: str
+    fingerprint: str
+    as_of_latest: datetime
+
+
+def manifest_path(settings: Settings) -> Path:
+    return settings.profiles_path.with_suffix(".build.json")
+
+
+def write_build_manifest(settings: Settings, data_dir: Path, latest: datetime) -> None:
+    path = manifest_path(settings)
+    body = {
+        "data_dir": str(Path(data_dir).resolve()),
+        "fingerprint": dataset_fingerprint(data_dir),
+        "as_of_latest": latest.isoformat(),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(body, indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_build_manifest(settings: Settings) -> BuildManifest | None:
+    """The manifest of the current offline store; ``None`` if absent or unreadable."""
+    path = manifest_path(settings)
+    if not path.is_file() or not settings.profiles_path.is_file():
+        return None
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        return BuildManifest(
+            body["data_dir"], body["fingerprint"], datetime.fromisoformat(body["as_of_latest"])
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def profile_queries_sql(latest: datetime) -> str:
@@ -79,6 +120,7 @@ def build_features(
         dataset.close()
     say("writing the offline store")
     path = write_offline(profiles, s)
+    write_build_manifest(s, data_dir, latest)
     lap("offline_write")
     if register:
         say("registering the Feast repository (feast apply)")
