@@ -14,14 +14,23 @@ from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from nba.config import get_settings
 from nba.exceptions import NBAError
 from nba.simulate import SimulationConfig
 from pipelines.features import FeatureBuildReport, build_features
-from pipelines.score import ScoreReport, score
+from pipelines.score import DEFAULT_CHUNK, ScoreReport, score
 from pipelines.simulate import run_simulation
 from pipelines.train import TrainReport, train
 from pipelines.validate import ValidationReport, validate
@@ -59,25 +68,6 @@ def _errors() -> Iterator[None]:
         _fail(exc)
 
 
-@contextmanager
-def _week_progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} weeks"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
-
-
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option(help="Directory to write the dataset to.")],
@@ -95,7 +85,7 @@ def simulate(
     config = SimulationConfig(
         customers=customers, months=months, seed=seed, holdout_weeks=holdout_weeks
     )
-    with _errors(), _week_progress("simulating") as progress:
+    with _errors(), _progress("simulating", "weeks") as progress:
         started = time.perf_counter()
         summary = run_simulation(config, out, fmt=_format(fmt), progress=progress)
     _print_counts(f"Simulated world in {out} ({time.perf_counter() - started:.1f} s)", summary)
@@ -172,11 +162,98 @@ def score_cmd(
     ] = None,
     top_k: Annotated[int, typer.Option(min=1, help="Recommendations per contact.")] = 3,
     alias: Annotated[str, typer.Option(help="Model alias to load.")] = "champion",
+    engine: Annotated[
+        str, typer.Option(help="local (this machine) or spark (see --spark-master).")
+    ] = "local",
+    chunk_size: Annotated[
+        int, typer.Option(min=1, help="Contacts per chunk (memory is bounded by one chunk).")
+    ] = DEFAULT_CHUNK,
+    fresh: Annotated[
+        bool, typer.Option(help="Ignore finished chunks of an interrupted run; start over.")
+    ] = False,
+    spark_master: Annotated[
+        str, typer.Option(help="Spark master URL for --engine spark, e.g. spark://host:7077.")
+    ] = "local[2]",
+    capacity: Annotated[
+        list[str] | None,
+        typer.Option(help="action_id=N: at most N contacts get that action (repeatable)."),
+    ] = None,
+    budget: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="family=AMOUNT: expected spend (propensity x cost) of the family at most "
+            "AMOUNT (repeatable)."
+        ),
+    ] = None,
 ) -> None:
-    """Score contacts with models:/nba-policy@champion into the recommendations table."""
-    with _errors(), err.status("scoring"):
-        report = score(data, out, contacts, top_k=top_k, alias=alias)
+    """Score contacts with models:/nba-policy@champion into the recommendations table.
+
+    Works in chunks with a progress bar; an interrupted run resumes where it stopped.
+    """
+    if engine not in ("local", "spark"):
+        _fail(ValueError(f"--engine must be 'local' or 'spark', not {engine!r}"))
+    with _errors(), _progress("scoring", "contacts") as progress:
+        report = score(
+            data,
+            out,
+            contacts,
+            top_k=top_k,
+            alias=alias,
+            engine="spark" if engine == "spark" else "local",
+            chunk_size=chunk_size,
+            fresh=fresh,
+            progress=progress,
+            spark_master=spark_master,
+            capacity=capacity,
+            budget=budget,
+        )
     _print_score(report)
+
+
+class _CountColumn(ProgressColumn):
+    """Units done of the total (blank until the total is known)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text("")
+        return Text(f"{task.completed:,.0f}/{task.total:,.0f} {self.unit}")
+
+
+class _RateColumn(ProgressColumn):
+    """Units per second."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} {self.unit}/s" if speed else "")
+
+
+@contextmanager
+def _progress(label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr with done/total, rate and ETA; yields ``update(done, total)``."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        _CountColumn(unit),
+        _RateColumn(unit),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 @app.command()
@@ -309,7 +386,7 @@ def demo(
     started = time.perf_counter()
     with _errors():
         console.print(f"\n[bold]1. simulate[/] {customers} customers x 12 months, seed {seed}")
-        with _week_progress("simulating") as progress:
+        with _progress("simulating", "weeks") as progress:
             summary = run_simulation(
                 SimulationConfig(customers=customers, seed=seed), out, progress=progress
             )
@@ -321,11 +398,21 @@ def demo(
         console.print("\n[bold]4. train[/] response model, evaluation, MLflow registry")
         _print_training(_train_with_status(out, seed))
         console.print("\n[bold]5. score[/] the held-out contacts with nba-policy@champion")
-        report = score(
-            out, settings.home_dir / "recommendations.parquet", out / "contacts.parquet"
-        )
+        with _progress("scoring", "contacts") as progress:
+            report = score(
+                out,
+                settings.home_dir / "recommendations.parquet",
+                out / "contacts.parquet",
+                progress=progress,
+            )
         _print_score(report)
         _print_examples(report, 3)
+        console.print("\n[bold]6. batch score[/] the whole active base (nba score)")
+        with _progress("scoring the base", "contacts") as progress:
+            base = score(
+                out, settings.home_dir / "base-recommendations.parquet", progress=progress
+            )
+        _print_score(base)
     console.rule(f"demo finished in {time.perf_counter() - started:.0f} s")
     console.print(
         "next: serve it to agent desktops (see README, 'The real-time API'):\n"
@@ -413,20 +500,45 @@ def _print_training(r: TrainReport) -> None:
 
 
 def _print_score(r: ScoreReport) -> None:
+    for note in r.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    resumed = f", {r.resumed_chunks} of {r.chunks} chunks resumed" if r.resumed_chunks else ""
     console.print(
         f"scored {r.n_contacts:,} contacts with nba-policy version {r.model_version}"
-        f" in {r.seconds:.1f} s: {r.n_rows:,} recommendations, "
+        f" ({r.engine}{resumed}) in {r.seconds:.1f} s: {r.n_rows:,} recommendations, "
         f"{r.n_without_action:,} contacts with nothing worth offering -> {r.out}"
     )
-    if len(r.recommendations):
-        top = r.recommendations[r.recommendations["rank"] == 1]
-        mix = top["family"].value_counts(normalize=True)
-        console.print("top action mix: " + ", ".join(f"{f} {v:.0%}" for f, v in mix.items()))
+    console.print(f"profiles: {r.profile_source}")
+    if r.allocation is not None:
+        al = r.allocation
+        console.print(
+            f"allocation ({al.method}, {al.seconds:.1f} s): total expected value "
+            f"{al.value:,.0f} vs greedy top-1 {al.greedy_value:,.0f} "
+            f"({al.value - al.greedy_value:+,.0f}); LP bound {al.lp_bound:,.0f}; "
+            f"unlimited top-1 {al.top1_value:,.0f}"
+        )
+        for name, (used, limit) in al.usage.items():
+            console.print(f"  {name}: {used:,.1f} of {limit:,.1f}")
+    if len(r.mix):
+        table = Table(title="action mix (rank 1)", title_justify="left")
+        for col in ("action", "family", "contacts", "share"):
+            table.add_column(col, justify="right" if col in ("contacts", "share") else "left")
+        for row in r.mix.itertuples():
+            table.add_row(
+                str(row.action_id), str(row.family), f"{row.contacts:,}", f"{row.share:.1%}"
+            )
+        table.add_row(
+            "(nothing)",
+            "",
+            f"{r.n_without_action:,}",
+            f"{r.n_without_action / max(r.n_contacts, 1):.1%}",
+        )
+        console.print(table)
 
 
 def _print_examples(r: ScoreReport, n: int) -> None:
-    recs = r.recommendations
-    for contact_id in list(dict.fromkeys(recs["contact_id"]))[:n]:
+    recs = r.examples
+    for contact_id in list(dict.fromkeys(recs["contact_id"]))[:n] if len(recs) else []:
         rows = recs[recs["contact_id"] == contact_id]
         console.print(f"\n[bold]contact {contact_id}[/] (customer {rows.iloc[0]['customer_id']})")
         for _, row in rows.iterrows():
