@@ -97,6 +97,15 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+def age_days(delta: timedelta) -> float:
+    """Whole microseconds over a day's, rounded once: exactly the age batch scoring computes
+    in SQL (``date_diff('microsecond', ...) / 86400000000.0``), so both see the same history."""
+    return (delta // _MICROSECOND) / 86_400_000_000
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def to_text(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime(TIME_FORMAT)
 
@@ -405,9 +414,7 @@ class DecisionLog:
             "WHERE customer_id = ? AND presented_at >= ? ORDER BY presented_at",
             (customer_id, since),
         )
-        return [
-            (a, max((now - from_text(t)).total_seconds() / 86400.0, 0.0), o) for a, t, o in rows
-        ]
+        return [(a, max(age_days(now - from_text(t)), 0.0), o) for a, t, o in rows]
 
     def decision(self, decision_id: str) -> dict[str, Any] | None:
         """A served decision with its outcomes, or ``None``."""
