@@ -54,7 +54,7 @@ class FamilyModel:
     def tree_tables(self) -> TreeTables | None:
         """The booster compiled for fast TreeSHAP (once); ``None`` if its trees are too big."""
         if self._tables is False:
-            self._tables = compile_booster(self.booster)
+            self._tables = compile_booster(self.booster, self.rounds)
         return self._tables if isinstance(self._tables, TreeTables) else None
 
 

@@ -38,7 +38,7 @@ _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 
 @dataclass(frozen=True)
 class TreeTables:
-    """The flattened trees of one booster, ready for :func:`_contrib_kernel`."""
+    """The flattened trees of one booster, ready for :func:`_explain_row`."""
 
     n_nodes: np.ndarray  # (T,) splits per tree
     node_feature: np.ndarray  # (T, MAX_SPLITS) column index, by LightGBM split_index
@@ -65,30 +65,15 @@ class TreeTables:
         if out is None:
             out = np.zeros((x.shape[0], self.n_columns + 1))
         kernel = _contrib_parallel if parallel else _contrib_serial
-        kernel(
-            x,
-            self.n_nodes,
-            self.node_feature,
-            self.node_threshold,
-            self.node_kind,
-            self.node_missing,
-            self.node_default_left,
-            self.node_cat_start,
-            self.node_cat_words,
-            self.cat_bits,
-            self.n_slots,
-            self.slot_feature,
-            self.table_offset,
-            self.table,
-            out,
-        )
+        kernel(x, tuple(getattr(self, name) for name in _NODE_ARGS), out)
         out[:, -1] = self.bias
         return out
 
 
-def compile_booster(booster: lgb.Booster) -> TreeTables | None:
-    """Tables for every tree of ``booster``; ``None`` if a tree has too many splits."""
-    dump = booster.dump_model()
+def compile_booster(booster: lgb.Booster, num_iteration: int | None = None) -> TreeTables | None:
+    """Tables for the trees of ``booster``'s first ``num_iteration`` rounds (all if
+    ``None``); ``None`` if a tree has too many splits."""
+    dump = booster.dump_model(num_iteration=num_iteration)
     trees = dump["tree_info"]
     t_count = len(trees)
     shape = (t_count, MAX_SPLITS)
@@ -201,8 +186,27 @@ def _tree_table(root: dict[str, Any], m: int, features: list[int]) -> tuple[np.n
     return phi, empty
 
 
-def _contrib_kernel(
+_NODE_ARGS = (
+    "n_nodes",
+    "node_feature",
+    "node_threshold",
+    "node_kind",
+    "node_missing",
+    "node_default_left",
+    "node_cat_start",
+    "node_cat_words",
+    "cat_bits",
+    "n_slots",
+    "slot_feature",
+    "table_offset",
+    "table",
+)
+
+
+@numba.njit(cache=True)
+def _explain_row(
     x: np.ndarray,
+    r: int,
     n_nodes: np.ndarray,
     node_feature: np.ndarray,
     node_threshold: np.ndarray,
@@ -218,32 +222,49 @@ def _contrib_kernel(
     table: np.ndarray,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled by numba; tested through TreeTables
-    for r in numba.prange(x.shape[0]):
-        for t in range(n_nodes.shape[0]):
-            pattern = 0
-            for i in range(n_nodes[t]):
-                v = x[r, node_feature[t, i]]
-                left = False
-                if node_kind[t, i] == 1:  # categorical: NaN and negatives go right
-                    if not np.isnan(v):
-                        c = int(v)  # truncates toward zero, like LightGBM's static_cast
-                        if c >= 0 and c < 32 * node_cat_words[t, i]:
-                            word = cat_bits[node_cat_start[t, i] + c // 32]
-                            left = (word >> (c % 32)) & 1 == 1
+    """Add row ``r``'s table entries of every tree to ``out[r]``."""
+    for t in range(n_nodes.shape[0]):
+        pattern = 0
+        for i in range(n_nodes[t]):
+            v = x[r, node_feature[t, i]]
+            left = False
+            if node_kind[t, i] == 1:  # categorical: NaN and negatives go right
+                if not np.isnan(v):
+                    c = int(v)  # truncates toward zero, like LightGBM's static_cast
+                    if c >= 0 and c < 32 * node_cat_words[t, i]:
+                        word = cat_bits[node_cat_start[t, i] + c // 32]
+                        left = (word >> (c % 32)) & 1 == 1
+            else:
+                mt = node_missing[t, i]
+                if np.isnan(v) and mt != 2:
+                    v = 0.0
+                elif v >= -_ZERO and v <= _ZERO:
+                    v = 0.0  # LightGBM's row reader passes |v| <= kZeroThreshold as 0
+                if (mt == 1 and v >= -_ZERO and v <= _ZERO) or (mt == 2 and np.isnan(v)):
+                    left = node_default_left[t, i]
                 else:
-                    mt = node_missing[t, i]
-                    if np.isnan(v) and mt != 2:
-                        v = 0.0
-                    if (mt == 1 and v >= -_ZERO and v <= _ZERO) or (mt == 2 and np.isnan(v)):
-                        left = node_default_left[t, i]
-                    else:
-                        left = v <= node_threshold[t, i]
-                if left:
-                    pattern |= 1 << i
-            base = table_offset[t] + pattern * n_slots[t]
-            for s in range(n_slots[t]):
-                out[r, slot_feature[t, s]] += table[base + s]
+                    left = v <= node_threshold[t, i]
+            if left:
+                pattern |= 1 << i
+        base = table_offset[t] + pattern * n_slots[t]
+        for s in range(n_slots[t]):
+            out[r, slot_feature[t, s]] += table[base + s]
 
 
-_contrib_serial = numba.njit(cache=True)(_contrib_kernel)
-_contrib_parallel = numba.njit(cache=True, parallel=True)(_contrib_kernel)
+# Two functions, not one function jitted twice: numba's on-disk cache keys a function by
+# its name and line, so the second dispatcher would load the first one's code (a
+# "parallel" kernel that silently ran serially).
+@numba.njit(cache=True)
+def _contrib_serial(
+    x: np.ndarray, nodes: tuple[np.ndarray, ...], out: np.ndarray
+) -> None:  # pragma: no cover - compiled by numba; tested through TreeTables
+    for r in range(x.shape[0]):
+        _explain_row(x, r, *nodes, out)
+
+
+@numba.njit(cache=True, parallel=True)
+def _contrib_parallel(
+    x: np.ndarray, nodes: tuple[np.ndarray, ...], out: np.ndarray
+) -> None:  # pragma: no cover - compiled by numba; tested through TreeTables
+    for r in numba.prange(x.shape[0]):
+        _explain_row(x, r, *nodes, out)

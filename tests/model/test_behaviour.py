@@ -19,9 +19,10 @@ import pytest
 from nba.catalog import load_catalog
 from nba.contract import load_dataset
 from nba.inputs import decisions_with_reason, policy_input, profiles_at
+from nba.policy.explain import _reason_of, reason_lists, top_reasons
 from nba.policy.frames import contacts_from_frame
 from nba.policy.policy import Policy
-from nba.policy.response import ResponseModel
+from nba.policy.response import FAMILY_COLUMN, ResponseModel
 from nba.simulate import SimulationConfig, simulate_world, write_world
 from pipelines.train import SPLITS, design
 
@@ -53,6 +54,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "policy": Policy(ds.catalog, model),
         "inputs": inputs,
         "contacts": contacts,
+        "x_test": x[b:],
     }
 
 
@@ -132,3 +134,24 @@ def test_recommendations_come_with_plain_reasons(world: dict[str, Any]) -> None:
     assert reasons, "no reasons at all"
     assert all(1 <= len(rec.reasons) <= 3 for d in decisions for rec in d.recommendations)
     assert not any("_" in r for r in reasons)  # never a raw feature name
+
+
+def test_fast_reasons_equal_lightgbm_pred_contrib_and_top_reasons(world: dict[str, Any]) -> None:
+    """The batch path (compiled TreeSHAP tables + vectorised reason lists) gives exactly
+    the contributions of LightGBM's ``pred_contrib`` and the sentences of ``top_reasons``,
+    on rows of mixed families and on rows sorted by family (scored as slices)."""
+    model: ResponseModel = world["policy"].model
+    x = world["x_test"]
+    slow = np.zeros((x.shape[0], x.shape[1] + 1))
+    for _code, m, rows in model._family_blocks(x):
+        slow[rows] = m.booster.predict(x[rows], num_iteration=m.rounds, pred_contrib=True)
+    assert np.count_nonzero(slow[:, :-1]) > x.shape[0]  # the test sees real contributions
+    order = np.argsort(x[:, FAMILY_COLUMN], kind="stable")
+    for rows in (np.arange(x.shape[0]), order):
+        fast = model.contributions(x[rows])
+        np.testing.assert_allclose(fast, slow[rows], rtol=0, atol=1e-9)
+        lists = reason_lists(fast, x[rows], k=3)
+        for r in range(0, len(rows), 7):
+            row = x[rows[r]]
+            expected = top_reasons(fast[r].tolist(), row.tolist(), _reason_of(row), 3)
+            assert lists.row(r) == expected
