@@ -182,6 +182,10 @@ def connect(settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
     with contextlib.suppress(duckdb.InvalidInputException):
         con.execute("SET enable_progress_bar = false")
     con.execute(f"SET memory_limit = '{s.duckdb_memory_limit}'")
+    # Spill beyond the memory cap into the workspace, not into `.tmp` under the current
+    # directory (DuckDB's default for in-memory databases); DuckDB removes it on close.
+    spill = str(s.home_dir / "spill").replace("'", "''")
+    con.execute(f"SET temp_directory = '{spill}'")
     if s.duckdb_threads > 0:
         con.execute(f"SET threads = {int(s.duckdb_threads)}")
     return con
