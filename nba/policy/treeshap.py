@@ -259,7 +259,7 @@ def _contrib_serial(
     x: np.ndarray, nodes: tuple[np.ndarray, ...], out: np.ndarray
 ) -> None:  # pragma: no cover - compiled by numba; tested through TreeTables
     for r in range(x.shape[0]):
-        _explain_row(x, r, *nodes, out)
+        _explain_row(x, r, *nodes, out)  # type: ignore[call-arg]  # numba typing
 
 
 @numba.njit(cache=True, parallel=True)
@@ -267,4 +267,4 @@ def _contrib_parallel(
     x: np.ndarray, nodes: tuple[np.ndarray, ...], out: np.ndarray
 ) -> None:  # pragma: no cover - compiled by numba; tested through TreeTables
     for r in numba.prange(x.shape[0]):
-        _explain_row(x, r, *nodes, out)
+        _explain_row(x, r, *nodes, out)  # type: ignore[call-arg]  # numba typing
