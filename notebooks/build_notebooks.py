@@ -80,8 +80,10 @@ PROFILES_AND_MODELS = [
     new_code_cell(
         "from pipelines.score import score\n"
         "scored = score(DATA, HOME / 'nb01-recs.parquet', DATA / 'contacts.parquet')\n"
-        "scored.recommendations[['contact_id', 'rank', 'name', 'propensity', 'value',"
+        "print(scored.n_contacts, 'contacts scored in', round(scored.seconds, 1), 's ->', scored.out)\n"
+        "scored.examples[['contact_id', 'rank', 'name', 'propensity', 'value',"
         " 'reasons']].head(9)"),
+    new_code_cell("scored.mix"),
 ]
 
 
