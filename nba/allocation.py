@@ -8,12 +8,18 @@ per contact to maximise the total expected net value (``priority``) subject to:
 - budget ``family=AMOUNT``: the expected spend of the family's chosen actions, propensity x
   the action's cost (what is paid out if the customer accepts), is at most AMOUNT.
 
-The LP relaxation (SciPy's HiGHS) is solved on the contacts that touch a limit; with few
-limits its optimum is integral but for at most one contact per limit. Those are rounded
-down and the spare room is filled greedily, so every limit holds. The answer is compared
-with greedy top-1 (contacts by their best value, each gets its top-1 if it still fits);
-should rounding ever leave the LP below greedy, greedy's choice is kept, so the result is
-never worse. Without limits the result is every contact's top-1.
+A million contacts make an LP of millions of columns that HiGHS alone needs tens of
+minutes for, but it has only a handful of coupling rows: one per limit. So it is solved by
+its Lagrangian dual, a convex function of one price per limit. Given prices, every contact
+independently takes the row with the best value minus priced usage (a compiled pass over
+the rows); each such pass is a cut of the dual, and HiGHS solves the small cutting-plane
+LP over the prices (Kelley's method, i.e. Dantzig-Wolfe on the LP) until the bounds meet.
+The prices' choice is then made feasible (contacts whose choice costs least to change move
+to their best unlimited row) and the room left is filled greedily, so every limit holds.
+The best dual value is an upper bound on any allocation; the result is also compared with
+greedy top-1 under the same limits (contacts by their top-1 value, each gets its top-1,
+or its best action that still fits once a limit is used up) and never falls below it.
+Without limits the result is every contact's top-1.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import numba
 import numpy as np
 
 from nba.exceptions import NBAError
@@ -89,10 +96,19 @@ class Allocation:
     greedy_value: float
     top1_value: float
     lp_bound: float
+    """An upper bound on the value of any allocation under the limits (the LP's dual)."""
     method: str
     usage: dict[str, tuple[float, float]]
     """Per limit (``capacity action`` / ``budget family``): (used, limit)."""
     seconds: float
+    iterations: int = 0
+    """Cutting-plane iterations of the dual."""
+
+
+# Relative tolerance of the limits (sums of floats) and of the dual's convergence.
+_ROOM_TOL = 1e-9
+_GAP_TOL = 1e-7
+_MAX_ITERATIONS = 500
 
 
 def allocate(
@@ -105,47 +121,77 @@ def allocate(
 ) -> Allocation:
     """Choose at most one candidate row per contact.
 
-    ``contact`` holds contact indices ``0..n-1`` (rows of a contact together, best first);
-    ``action``/``family`` the row's action id and family; ``value`` its expected net value
-    (> 0); ``spend`` its expected cost, propensity x cost.
+    ``contact`` holds contact indices ``0..n-1``; ``action``/``family`` the row's action id
+    and family; ``value`` its expected net value; ``spend`` its expected cost, propensity x
+    cost. Rows of a contact that tie keep their order (the first wins).
     """
     started = time.perf_counter()
+    contact = np.asarray(contact, dtype=np.int64)
+    value = np.asarray(value, dtype=np.float64)
     n = int(contact.max()) + 1 if contact.size else 0
-    first = np.full(n, -1, dtype=np.int64)
-    if contact.size:
-        order = np.argsort(-value, kind="stable")
-        best = order[np.unique(contact[order], return_index=True)[1]]
-        first[contact[best]] = best
-    top1 = float(value[first[first >= 0]].sum())
+    # Work in contact order (rows of one contact contiguous); map back at the end.
+    order = np.argsort(contact, kind="stable")
+    starts = np.searchsorted(contact[order], np.arange(n + 1)).astype(np.int64)
+    v = value[order]
+    no_limits = np.zeros((0, v.size))
+    first = _choose(starts, v, no_limits, np.zeros(0))[0]
+    top1 = _total(v, first)
     if not limits:
         return Allocation(
-            first, top1, top1, top1, top1, "no limits: top-1", {}, time.perf_counter() - started
+            _unsort(first, order),
+            top1,
+            top1,
+            top1,
+            top1,
+            "no limits: top-1",
+            {},
+            time.perf_counter() - started,
         )
-    use = _usage_matrix(action, family, spend, limits)
+    use = _usage_matrix(
+        np.asarray(action)[order],
+        np.asarray(family)[order],
+        np.asarray(spend, dtype=np.float64)[order],
+        limits,
+    )
     room = np.array([*map(float, limits.capacity.values()), *limits.budget.values()])
-    greedy = _greedy_top1(first, value, use, room)
-    lp, bound = _lp(contact, value, use, room, n, first)
-    lp = _fill(lp, contact, value, use, room)
-    value_of = {
-        "lp": float(value[lp[lp >= 0]].sum()),
-        "greedy": float(value[greedy[greedy >= 0]].sum()),
-    }
-    method = "LP (HiGHS), rounded and filled"
-    chosen = lp
-    if value_of["lp"] < value_of["greedy"]:
-        chosen, method = greedy, "greedy top-1 (the rounded LP came out lower)"
-    used = use[:, chosen[chosen >= 0]].sum(axis=1) if use.shape[0] else np.zeros(0)
+    slack = room * (1 + _ROOM_TOL) + _ROOM_TOL
+    greedy = _greedy(starts, first, v, use, slack)
+    prices, bound, iterations = _dual(starts, v, use, room)
+    chosen = _choose(starts, v, use, prices)[0]
+    chosen = _repair(starts, chosen, v, use, prices, slack)
+    chosen = _fill(starts, chosen, v, use, slack)
+    method = f"LP dual (HiGHS cutting planes, {iterations} iterations), repaired and filled"
+    value_of, greedy_value = _total(v, chosen), _total(v, greedy)
+    if value_of < greedy_value:
+        chosen, value_of = greedy, greedy_value
+        method = "greedy (the LP's rounding came out lower)"
+    used = _used(use, chosen)
+    if np.any(used > slack):  # never expected: repair and fill check every step
+        raise AllocationError(f"internal error: the allocation breaks a limit ({used} > {room})")
     names = [f"capacity {a}" for a in limits.capacity] + [f"budget {f}" for f in limits.budget]
     return Allocation(
-        chosen,
-        float(value[chosen[chosen >= 0]].sum()),
-        value_of["greedy"],
+        _unsort(chosen, order),
+        value_of,
+        greedy_value,
         top1,
-        bound,
+        max(bound, value_of),
         method,
         {k: (float(u), float(r)) for k, u, r in zip(names, used, room, strict=True)},
         time.perf_counter() - started,
+        iterations,
     )
+
+
+def _unsort(chosen: np.ndarray, order: np.ndarray) -> np.ndarray:
+    return np.where(chosen >= 0, order[np.maximum(chosen, 0)], -1)
+
+
+def _total(value: np.ndarray, chosen: np.ndarray) -> float:
+    return float(value[chosen[chosen >= 0]].sum())
+
+
+def _used(use: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    return use[:, chosen[chosen >= 0]].sum(axis=1)
 
 
 def _usage_matrix(
@@ -154,90 +200,265 @@ def _usage_matrix(
     """Shape ``(n_limits, n_rows)``: what each row uses of each limit."""
     rows = [np.where(action == a, 1.0, 0.0) for a in limits.capacity]
     rows += [np.where(family == f, spend, 0.0) for f in limits.budget]
-    return np.vstack(rows)
+    return np.ascontiguousarray(np.vstack(rows))
 
 
-def _fits(used: np.ndarray, need: np.ndarray, room: np.ndarray) -> bool:
-    return bool(np.all(used + need <= room * (1 + 1e-12) + 1e-9))
+@numba.njit(cache=True, nogil=True)
+def _choose(
+    starts: np.ndarray, value: np.ndarray, use: np.ndarray, prices: np.ndarray
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Per contact the row of best priced value ``value - prices @ use`` if positive, else
+    nothing (-1). Returns (choice, sum of priced values, usage)."""
+    k_n = use.shape[0]
+    chosen = np.full(starts.size - 1, -1, dtype=np.int64)
+    usage = np.zeros(k_n)
+    priced_total = 0.0
+    for c in range(starts.size - 1):
+        best, best_priced = -1, 0.0
+        for r in range(starts[c], starts[c + 1]):
+            priced = value[r]
+            for k in range(k_n):
+                priced -= prices[k] * use[k, r]
+            if priced > best_priced:
+                best, best_priced = r, priced
+        chosen[c] = best
+        if best >= 0:
+            priced_total += best_priced
+            for k in range(k_n):
+                usage[k] += use[k, best]
+    return chosen, priced_total, usage
 
 
-def _greedy_top1(
-    first: np.ndarray, value: np.ndarray, use: np.ndarray, room: np.ndarray
-) -> np.ndarray:
-    """Contacts by their top-1 value, best first; each gets its top-1 if it still fits."""
-    out = np.full(first.size, -1, dtype=np.int64)
-    has = np.flatnonzero(first >= 0)
-    free = ~use[:, first[has]].any(axis=0)
-    out[has[free]] = first[has[free]]  # top-1 touches no limit: always fits
-    used = np.zeros(room.size)
-    tied = has[~free]
-    for c in tied[np.argsort(-value[first[tied]], kind="stable")].tolist():
-        need = use[:, first[c]]
-        if _fits(used, need, room):
-            out[c] = first[c]
-            used += need
-    return out
-
-
-def _lp(
-    contact: np.ndarray,
-    value: np.ndarray,
-    use: np.ndarray,
-    room: np.ndarray,
-    n: int,
-    first: np.ndarray,
-) -> tuple[np.ndarray, float]:
-    """The LP on contacts with a candidate under a limit; integral choices kept, fractional
-    contacts left open. Returns (choice per contact, LP optimum incl. the fixed contacts)."""
-    from scipy import sparse
+def _dual(
+    starts: np.ndarray, value: np.ndarray, use: np.ndarray, room: np.ndarray
+) -> tuple[np.ndarray, float, int]:
+    """Minimise the Lagrangian dual ``D(p) = sum_c max(0, max_r v_r - p.use_r) + p.room``
+    over prices ``p >= 0`` by Kelley's cutting planes; each master is a tiny LP for HiGHS.
+    Returns (best prices, best dual value = an upper bound, iterations)."""
     from scipy.optimize import linprog
 
-    limited_row = np.asarray(use.any(axis=0), dtype=bool)
-    touched = np.zeros(n, dtype=bool)
-    touched[contact[limited_row]] = True
-    chosen = np.where(touched, -1, first)
-    fixed_value = float(value[chosen[chosen >= 0]].sum())
-    # Per touched contact: its limited rows plus its best unlimited row (which dominates
-    # the other unlimited ones).
-    rows = np.flatnonzero(touched[contact])
-    free_rows = rows[~limited_row[rows]]
-    order = free_rows[np.argsort(-value[free_rows], kind="stable")]
-    best_free = order[np.unique(contact[order], return_index=True)[1]]
-    keep = np.concatenate([rows[limited_row[rows]], best_free])
-    if keep.size == 0:
-        return chosen, fixed_value
-    var_contact = np.unique(contact[keep], return_inverse=True)[1]
-    m = int(var_contact.max()) + 1
-    one_each = sparse.csr_matrix(
-        (np.ones(keep.size), (var_contact, np.arange(keep.size))), shape=(m, keep.size)
-    )
-    a_ub = sparse.vstack([one_each, sparse.csr_matrix(use[:, keep])]).tocsr()
-    b_ub = np.concatenate([np.ones(m), room])
-    res = linprog(-value[keep], A_ub=a_ub, b_ub=b_ub, bounds=(0, 1), method="highs")
-    if res.status != 0:
-        raise AllocationError(f"the LP solver failed: {res.message}")
-    y = res.x
-    whole = y > 1 - 1e-7
-    chosen[contact[keep[whole]]] = keep[whole]
-    return chosen, fixed_value - float(res.fun)
+    k_n = room.size
+    # Beyond these prices no row that uses the limit is worth choosing.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(use > 0, np.maximum(value, 0) / np.where(use > 0, use, 1), 0.0)
+    cap = ratio.max(axis=1) * 1.01 + 1e-9 if ratio.size else np.zeros(k_n)
+    cuts_a: list[np.ndarray] = []
+    cuts_b: list[float] = []
+    prices = np.zeros(k_n)
+    best_prices, upper, lower = prices, np.inf, -np.inf
+    iterations = 0
+    while iterations < _MAX_ITERATIONS:
+        iterations += 1
+        _, priced_total, usage = _choose(starts, value, use, prices)
+        dual = priced_total + float(prices @ room)
+        if dual < upper:
+            best_prices, upper = prices, dual
+        if upper - lower <= _GAP_TOL * max(abs(upper), 1.0):
+            break
+        # D(q) >= priced_total + prices.usage - q.usage + q.room for all q: a cut.
+        # As rows of the master LP over x = (q, t): (room - usage).q - t <= -(value part).
+        cuts_a.append(np.append(room - usage, -1.0))
+        cuts_b.append(-(priced_total + float(prices @ usage)))
+        res = linprog(
+            np.append(np.zeros(k_n), 1.0),
+            A_ub=np.vstack(cuts_a),
+            b_ub=np.array(cuts_b),
+            bounds=[*[(0.0, float(c)) for c in cap], (None, None)],
+            method="highs",
+        )
+        if res.status != 0:
+            raise AllocationError(f"the LP solver failed on the dual's master: {res.message}")
+        prices, lower = res.x[:k_n], float(res.fun)
+    return best_prices, upper, iterations
+
+
+@numba.njit(cache=True, nogil=True)
+def _switch_costs(
+    starts: np.ndarray,
+    chosen: np.ndarray,
+    value: np.ndarray,
+    use: np.ndarray,
+    prices: np.ndarray,
+    over: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For contacts whose row uses an over-full limit: their best row that uses none
+    (or nothing) and the priced value lost by moving there."""
+    k_n = use.shape[0]
+    n = starts.size - 1
+    alternative = np.full(n, -2, dtype=np.int64)  # -2: not affected
+    loss = np.full(n, np.inf)
+    for c in range(n):
+        r0 = chosen[c]
+        if r0 < 0:
+            continue
+        hit = False
+        for k in range(k_n):
+            if over[k] and use[k, r0] > 0:
+                hit = True
+        if not hit:
+            continue
+        own = value[r0]
+        for k in range(k_n):
+            own -= prices[k] * use[k, r0]
+        best, best_priced = -1, 0.0
+        for r in range(starts[c], starts[c + 1]):
+            ok = True
+            priced = value[r]
+            for k in range(k_n):
+                priced -= prices[k] * use[k, r]
+                if over[k] and use[k, r] > 0:
+                    ok = False
+            if ok and priced > best_priced:
+                best, best_priced = r, priced
+        alternative[c] = best
+        loss[c] = own - best_priced
+    return alternative, loss
+
+
+@numba.njit(cache=True, nogil=True)
+def _apply_switches(
+    order: np.ndarray,
+    chosen: np.ndarray,
+    alternative: np.ndarray,
+    use: np.ndarray,
+    usage: np.ndarray,
+    slack: np.ndarray,
+    over: np.ndarray,
+) -> None:
+    """Move contacts (cheapest first) to their alternative while a limit they use is over."""
+    k_n = use.shape[0]
+    for c in order:
+        r0 = chosen[c]
+        needed = False
+        for k in range(k_n):
+            if over[k] and use[k, r0] > 0 and usage[k] > slack[k]:
+                needed = True
+        if not needed:
+            continue
+        r1 = alternative[c]
+        fits = r1 >= 0
+        if fits:
+            for k in range(k_n):
+                if use[k, r1] > use[k, r0] and usage[k] - use[k, r0] + use[k, r1] > slack[k]:
+                    fits = False
+        if not fits:
+            r1 = -1
+        for k in range(k_n):
+            usage[k] -= use[k, r0]
+            if r1 >= 0:
+                usage[k] += use[k, r1]
+        chosen[c] = r1
+
+
+def _repair(
+    starts: np.ndarray,
+    chosen: np.ndarray,
+    value: np.ndarray,
+    use: np.ndarray,
+    prices: np.ndarray,
+    slack: np.ndarray,
+) -> np.ndarray:
+    """Make the prices' choice feasible: near the optimal prices, contacts tie between a
+    limited row and another; those that lose least by moving give up the limited row."""
+    chosen = chosen.copy()
+    for _ in range(use.shape[0] + 1):  # a move can only add use to limits not yet over
+        usage = _used(use, chosen)
+        over = usage > slack
+        if not over.any():
+            return chosen
+        alternative, loss = _switch_costs(starts, chosen, value, use, prices, over)
+        affected = np.flatnonzero(alternative > -2)
+        order = affected[np.argsort(loss[affected], kind="stable")]
+        _apply_switches(order, chosen, alternative, use, usage, slack, over)
+    usage = _used(use, chosen)
+    if np.any(usage > slack):
+        raise AllocationError("internal error: could not bring the allocation within its limits")
+    return chosen
+
+
+@numba.njit(cache=True, nogil=True)
+def _improve(
+    rows: np.ndarray,
+    row_contact: np.ndarray,
+    chosen: np.ndarray,
+    value: np.ndarray,
+    use: np.ndarray,
+    usage: np.ndarray,
+    slack: np.ndarray,
+) -> None:
+    """Walk candidate rows by gain; switch a contact to the row if it is better and fits."""
+    k_n = use.shape[0]
+    for r in rows:
+        c = row_contact[r]
+        r0 = chosen[c]
+        if r0 == r or (r0 >= 0 and value[r] <= value[r0]) or value[r] <= 0:
+            continue
+        fits = True
+        for k in range(k_n):
+            extra = use[k, r] - (use[k, r0] if r0 >= 0 else 0.0)
+            if extra > 0 and usage[k] + extra > slack[k]:
+                fits = False
+        if fits:
+            for k in range(k_n):
+                usage[k] += use[k, r] - (use[k, r0] if r0 >= 0 else 0.0)
+            chosen[c] = r
 
 
 def _fill(
-    chosen: np.ndarray, contact: np.ndarray, value: np.ndarray, use: np.ndarray, room: np.ndarray
+    starts: np.ndarray,
+    chosen: np.ndarray,
+    value: np.ndarray,
+    use: np.ndarray,
+    slack: np.ndarray,
 ) -> np.ndarray:
-    """Give open contacts their best candidate that still fits, best values first."""
-    out = chosen.copy()
-    taken = out[out >= 0]
-    used = use[:, taken].sum(axis=1)
-    if np.any(used > room * (1 + 1e-12) + 1e-9):  # never expected: the LP respects limits
-        raise AllocationError("the LP's integral part breaks a limit")
-    open_rows = np.flatnonzero(out[contact] < 0)
-    for r in open_rows[np.argsort(-value[open_rows], kind="stable")].tolist():
-        c = contact[r]
-        if out[c] >= 0:
-            continue
-        need = use[:, r]
-        if _fits(used, need, room):
-            out[c] = r
-            used += need
+    """Spend the room left: better rows than the current choice, biggest gain first."""
+    chosen = chosen.copy()
+    row_contact = np.repeat(np.arange(starts.size - 1), np.diff(starts))
+    current = np.where(chosen >= 0, value[np.maximum(chosen, 0)], 0.0)[row_contact]
+    rows = np.flatnonzero(value > current)
+    rows = rows[np.argsort(current[rows] - value[rows], kind="stable")]
+    _improve(rows, row_contact, chosen, value, use, _used(use, chosen), slack)
+    return chosen
+
+
+@numba.njit(cache=True, nogil=True)
+def _greedy_walk(
+    order: np.ndarray,
+    starts: np.ndarray,
+    value: np.ndarray,
+    use: np.ndarray,
+    slack: np.ndarray,
+) -> np.ndarray:
+    k_n = use.shape[0]
+    usage = np.zeros(k_n)
+    out = np.full(starts.size - 1, -1, dtype=np.int64)
+    for c in order:
+        best = -1
+        for r in range(starts[c], starts[c + 1]):
+            if value[r] <= 0 or (best >= 0 and value[r] <= value[best]):
+                continue
+            fits = True
+            for k in range(k_n):
+                if use[k, r] > 0 and usage[k] + use[k, r] > slack[k]:
+                    fits = False
+            if fits:
+                best = r
+        if best >= 0:
+            out[c] = best
+            for k in range(k_n):
+                usage[k] += use[k, best]
     return out
+
+
+def _greedy(
+    starts: np.ndarray,
+    first: np.ndarray,
+    value: np.ndarray,
+    use: np.ndarray,
+    slack: np.ndarray,
+) -> np.ndarray:
+    """Contacts by their top-1 value, best first; each gets its best action that still
+    fits (its top-1 unless a limit is used up)."""
+    has = np.flatnonzero(first >= 0)
+    order = has[np.argsort(-value[first[has]], kind="stable")]
+    return _greedy_walk(order, starts, value, use, slack)

@@ -514,8 +514,8 @@ def _print_score(r: ScoreReport) -> None:
         console.print(
             f"allocation ({al.method}, {al.seconds:.1f} s): total expected value "
             f"{al.value:,.0f} vs greedy top-1 {al.greedy_value:,.0f} "
-            f"({al.value - al.greedy_value:+,.0f}); LP bound {al.lp_bound:,.0f}; "
-            f"unlimited top-1 {al.top1_value:,.0f}"
+            f"({al.value - al.greedy_value:+,.0f}); no allocation can beat "
+            f"{al.lp_bound:,.0f} (LP bound); without limits {al.top1_value:,.0f}"
         )
         for name, (used, limit) in al.usage.items():
             console.print(f"  {name}: {used:,.1f} of {limit:,.1f}")

@@ -69,7 +69,7 @@ class ScoreReport:
     chunks: int
     resumed_chunks: int
     mix: pd.DataFrame
-    """Rank-1 actions: ``action_id``, ``family``, ``contacts``, ``share``."""
+    """Rank-1 actions: ``action_id``, ``family``, ``contacts``, ``share`` (of all contacts)."""
     examples: pd.DataFrame
     """The recommendations of the first few contacts, with the actions' names."""
     allocation: Allocation | None = None
@@ -391,7 +391,6 @@ def join_parts(parts: Parts, count: int, out: Path) -> tuple[int, pd.DataFrame, 
     mix = pd.DataFrame(
         [(a, f, c) for (a, f), c in counts.items()], columns=["action_id", "family", "contacts"]
     ).sort_values("contacts", ascending=False, kind="stable")
-    mix["share"] = mix["contacts"] / max(int(mix["contacts"].sum()), 1)
     return rows, mix.reset_index(drop=True), examples if examples is not None else pd.DataFrame()
 
 
@@ -451,6 +450,7 @@ def score(
     if len(examples):
         examples["name"] = examples["action_id"].map(names)
     n_with = int(mix["contacts"].sum()) if len(mix) else 0
+    mix["share"] = mix["contacts"] / max(n_contacts, 1)  # of all contacts, like "(nothing)"
     return ScoreReport(
         n_contacts=n_contacts,
         n_rows=n_rows,
@@ -503,5 +503,4 @@ def allocate_file(
         .rename("contacts")
         .reset_index()
     )
-    mix["share"] = mix["contacts"] / max(int(mix["contacts"].sum()), 1)
     return result, len(rows), mix
