@@ -316,6 +316,23 @@ def _switch_costs(
 
 
 @numba.njit(cache=True, nogil=True)
+def _fits(use: np.ndarray, usage: np.ndarray, slack: np.ndarray, r0: int, r1: int) -> bool:
+    """Whether moving a contact from row ``r0`` to ``r1`` (-1: nothing) keeps every limit
+    whose usage grows within its room."""
+    for k in range(use.shape[0]):
+        extra = (use[k, r1] if r1 >= 0 else 0.0) - (use[k, r0] if r0 >= 0 else 0.0)
+        if extra > 0 and usage[k] + extra > slack[k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _move(use: np.ndarray, usage: np.ndarray, r0: int, r1: int) -> None:
+    for k in range(use.shape[0]):
+        usage[k] += (use[k, r1] if r1 >= 0 else 0.0) - (use[k, r0] if r0 >= 0 else 0.0)
+
+
+@numba.njit(cache=True, nogil=True)
 def _apply_switches(
     order: np.ndarray,
     chosen: np.ndarray,
@@ -336,17 +353,9 @@ def _apply_switches(
         if not needed:
             continue
         r1 = alternative[c]
-        fits = r1 >= 0
-        if fits:
-            for k in range(k_n):
-                if use[k, r1] > use[k, r0] and usage[k] - use[k, r0] + use[k, r1] > slack[k]:
-                    fits = False
-        if not fits:
+        if r1 >= 0 and not _fits(use, usage, slack, r0, r1):
             r1 = -1
-        for k in range(k_n):
-            usage[k] -= use[k, r0]
-            if r1 >= 0:
-                usage[k] += use[k, r1]
+        _move(use, usage, r0, r1)
         chosen[c] = r1
 
 
@@ -387,20 +396,13 @@ def _improve(
     slack: np.ndarray,
 ) -> None:
     """Walk candidate rows by gain; switch a contact to the row if it is better and fits."""
-    k_n = use.shape[0]
     for r in rows:
         c = row_contact[r]
         r0 = chosen[c]
         if r0 == r or (r0 >= 0 and value[r] <= value[r0]) or value[r] <= 0:
             continue
-        fits = True
-        for k in range(k_n):
-            extra = use[k, r] - (use[k, r0] if r0 >= 0 else 0.0)
-            if extra > 0 and usage[k] + extra > slack[k]:
-                fits = False
-        if fits:
-            for k in range(k_n):
-                usage[k] += use[k, r] - (use[k, r0] if r0 >= 0 else 0.0)
+        if _fits(use, usage, slack, r0, r):
+            _move(use, usage, r0, r)
             chosen[c] = r
 
 
@@ -437,16 +439,11 @@ def _greedy_walk(
         for r in range(starts[c], starts[c + 1]):
             if value[r] <= 0 or (best >= 0 and value[r] <= value[best]):
                 continue
-            fits = True
-            for k in range(k_n):
-                if use[k, r] > 0 and usage[k] + use[k, r] > slack[k]:
-                    fits = False
-            if fits:
+            if _fits(use, usage, slack, -1, r):
                 best = r
         if best >= 0:
             out[c] = best
-            for k in range(k_n):
-                usage[k] += use[k, best]
+            _move(use, usage, -1, best)
     return out
 
 
