@@ -33,12 +33,13 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
-# Debian packages the tests start for real: a Redis online store and a PostgreSQL decision
-# log. Installed with apt-get when missing.
+# Debian packages the tests start for real: a Redis online store, a PostgreSQL decision
+# log and a Java runtime for Spark (local[2]). Installed with apt-get when missing.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing (apt-get)"; \
