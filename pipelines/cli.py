@@ -172,8 +172,12 @@ def score_cmd(
         bool, typer.Option(help="Ignore finished chunks of an interrupted run; start over.")
     ] = False,
     spark_master: Annotated[
-        str, typer.Option(help="Spark master URL for --engine spark, e.g. spark://host:7077.")
-    ] = "local[2]",
+        str | None,
+        typer.Option(
+            help="Spark master URL for --engine spark, e.g. spark://host:7077 "
+            "[default: spark-submit's --master, else local[2]]."
+        ),
+    ] = None,
     capacity: Annotated[
         list[str] | None,
         typer.Option(help="action_id=N: at most N contacts get that action (repeatable)."),

@@ -406,7 +406,7 @@ def score(
     chunk_size: int = DEFAULT_CHUNK,
     fresh: bool = False,
     progress: Progress | None = None,
-    spark_master: str = "local[2]",
+    spark_master: str | None = None,
     capacity: list[str] | None = None,
     budget: list[str] | None = None,
 ) -> ScoreReport:

@@ -96,7 +96,7 @@ def run_spark(
     parts: Parts,
     top_k: int,
     chunk_size: int,
-    master: str,
+    master: str | None,
     progress: Progress | None,
 ) -> tuple[int, int]:
     """Score every unfinished chunk on Spark; returns (chunks, chunks found done)."""
@@ -125,9 +125,13 @@ def run_spark(
         pq.write_table(table, staging / f"{i:05d}.parquet")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder
+    if master or not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # Under spark-submit (which starts the gateway) its --master applies unless one
+        # is given here; run directly, the default is local[2].
+        builder = builder.master(master or "local[2]")
     spark = (
-        SparkSession.builder.master(master)
-        .appName("nba-score")
+        builder.appName("nba-score")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.ui.enabled", "false")
