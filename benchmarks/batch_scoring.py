@@ -151,7 +151,7 @@ def _child(step: str, *args: Any, home: Path | None = None) -> dict[str, Any]:
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env=dict(os.environ),
+        env={**os.environ, **({"NBA_HOME": str(home)} if home else {})},
         check=False,
     )
     if done.returncode != 0:
