@@ -73,6 +73,31 @@ class Settings(BaseSettings):
         default=True, description="Write one JSON log line per API request (no customer data)."
     )
     log_level: str = Field(default="info", description="Log level of the API server.")
+    exploration: Literal["off", "epsilon", "thompson"] = Field(
+        default="off",
+        description="How the API picks the shown action: 'off' (always the best), "
+        "'epsilon' (epsilon-greedy) or 'thompson' (Thompson sampling over the "
+        "propensities' uncertainty). The probability of the shown action is logged.",
+    )
+    epsilon: float = Field(
+        default=0.1, ge=0, le=1, description="Share of random candidates under 'epsilon'."
+    )
+    thompson_strength: float = Field(
+        default=200.0,
+        gt=0,
+        description="Pseudo-observations behind a propensity under 'thompson' (more: "
+        "less exploration).",
+    )
+    control_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of customers (stable by customer id) in the control group, who "
+        "get a uniformly random candidate instead of the NBA.",
+    )
+    exploration_seed: int | None = Field(
+        default=None, description="Seed of the API's random draws (for simulations)."
+    )
 
     @property
     def home_dir(self) -> Path:

@@ -49,6 +49,7 @@ SERVED_COLUMNS = (
     "degraded",
     "degraded_reason",
     "ranking",
+    "arm",
 )
 _TABLES = (
     """CREATE TABLE IF NOT EXISTS served (
@@ -63,7 +64,8 @@ _TABLES = (
         known_customer INTEGER NOT NULL,
         degraded INTEGER NOT NULL,
         degraded_reason TEXT,
-        ranking TEXT NOT NULL)""",
+        ranking TEXT NOT NULL,
+        arm TEXT NOT NULL DEFAULT 'nba')""",
     "CREATE INDEX IF NOT EXISTS served_customer ON served (customer_id, timestamp)",
     """CREATE TABLE IF NOT EXISTS outcomes (
         decision_id TEXT NOT NULL,
@@ -118,7 +120,7 @@ def from_text(text: str) -> datetime:
 class ServedRecord:
     """One recommendation answer. ``ranking`` holds the recommended actions, best first, as
     dicts with ``action_id``, ``propensity``, ``value``, ``priority`` and
-    ``shown_probability`` (the probability with which the policy put it at that rank)."""
+    ``shown_probability`` (for the top action: the exact probability it was drawn with)."""
 
     decision_id: str
     customer_id: str
@@ -132,6 +134,8 @@ class ServedRecord:
     degraded: bool
     degraded_reason: str | None
     ranking: list[dict[str, Any]]
+    arm: str = "nba"
+    """``nba`` or ``control`` (a uniformly random candidate, for measuring lift)."""
 
 
 @dataclass(frozen=True)
@@ -199,12 +203,23 @@ class _Backend:
                 f"cannot open the decision log {_redact(self.url)}: {exc}"
             ) from None
 
+    def columns(self, conn: Any, table: str) -> set[str]:
+        if self.kind == "sqlite":
+            return {r[1] for r in conn.execute(f"PRAGMA table_info({table})").fetchall()}
+        rows = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,)
+        ).fetchall()
+        return {r[0] for r in rows}
+
     def sql(self, text: str) -> str:
         return text if self.kind == "sqlite" else text.replace("?", "%s")
 
     def create_schema(self, conn: Any) -> None:
         for ddl in _TABLES:
             conn.execute(ddl)
+        # Logs written before the control group existed: every answer was the NBA's.
+        if "arm" not in self.columns(conn, "served"):
+            conn.execute("ALTER TABLE served ADD COLUMN arm TEXT NOT NULL DEFAULT 'nba'")
         view = "CREATE VIEW IF NOT EXISTS " if self.kind == "sqlite" else "CREATE OR REPLACE VIEW "
         conn.execute(view + _VIEW)
         conn.commit()
@@ -327,7 +342,8 @@ class DecisionLog:
         if isinstance(record, ServedRecord):
             conn.execute(
                 self._backend.sql(
-                    "INSERT INTO served VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    f"INSERT INTO served ({', '.join(SERVED_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(SERVED_COLUMNS))})"
                 ),
                 (
                     record.decision_id,
@@ -342,6 +358,7 @@ class DecisionLog:
                     int(record.degraded),
                     record.degraded_reason,
                     json.dumps(record.ranking),
+                    record.arm,
                 ),
             )
             return None

@@ -31,7 +31,8 @@ import numpy as np
 from nba.config import Settings
 from nba.policy.arbitration import History
 from nba.policy.design import profile_vector
-from nba.policy.policy import Contacts, Decision
+from nba.policy.exploration import Choice, Exploration, choose
+from nba.policy.policy import Contacts, Decision, Recommendation
 from nba.tracking import CHAMPION, ModelRef, resolve
 from serving.decision_log import DecisionLog, ServedRecord, now_utc
 from serving.metrics import Metrics
@@ -122,6 +123,15 @@ class Recommender:
         self.reader: BatchedReader | None = None
         self.store_error: str | None = None
         self._budget = settings.feature_budget_ms / 1000.0
+        self.exploration = Exploration(
+            settings.exploration,
+            epsilon=settings.epsilon,
+            thompson_strength=settings.thompson_strength,
+            control_share=settings.control_share,
+        )
+        # Exploring or a control group needs every candidate, not just the shown ones.
+        self._all_candidates = settings.exploration != "off" or settings.control_share > 0
+        self._rng = np.random.default_rng(settings.exploration_seed)
         self._pending: list[Pending] = []
         self._flush_scheduled = False
 
@@ -223,11 +233,26 @@ class Recommender:
             ),
             cold=np.array([not p.profile.known for p in batch]),
         )
-        limit = max(p.req.limit for p in batch)
+        limit = None if self._all_candidates else max(p.req.limit for p in batch)
         decisions: list[Decision] = model.policy.decide(contacts, limit)
-        for p, d in zip(batch, decisions, strict=True):
-            d.recommendations = d.recommendations[: p.req.limit]
         return decisions
+
+    def shown_first(
+        self, req: RecommendationRequest, decision: Decision
+    ) -> tuple[Choice, list[Recommendation]]:
+        """Draw the action shown at the top (exploration, control group); the others keep
+        their rank. Returns the choice and the recommendations cut to the request's limit."""
+        recs = decision.recommendations
+        choice = choose(
+            req.customer_id,
+            np.array([r.propensity for r in recs]),
+            np.array([r.value for r in recs]),
+            self.exploration,
+            self._rng,
+        )
+        if choice.index > 0:
+            recs = [recs[choice.index], *recs[: choice.index], *recs[choice.index + 1 :]]
+        return choice, recs[: req.limit]
 
     def _decide_soon(self, pending: Pending) -> asyncio.Future[Decision]:
         """Queue an answer for the next policy batch. Answers whose profiles arrived while
@@ -271,6 +296,7 @@ class Recommender:
             Pending(model, req, profile, history, loop.create_future())
         )
         degraded = profile.degraded_cause is not None
+        choice, shown = self.shown_first(req, decision)
         recs = [
             RecommendationOut(
                 action_id=r.action_id,
@@ -282,7 +308,7 @@ class Recommender:
                 priority=r.priority,
                 reasons=[DEGRADED_REASON_TEXT] if degraded else list(r.reasons),
             )
-            for r in decision.recommendations
+            for r in shown
         ]
         response = RecommendationResponse(
             decision_id=uuid.uuid4().hex,
@@ -317,12 +343,13 @@ class Recommender:
                     "propensity": r.propensity,
                     "value": r.value,
                     "priority": r.priority,
-                    # The policy is greedy: the top action is shown with certainty; the
-                    # probability of lower ranks is not defined (no use for OPE).
-                    "shown_probability": 1.0 if rank == 0 else None,
+                    # The exact probability with which the top action was drawn (1.0
+                    # when not exploring); lower ranks have none (no use for OPE).
+                    "shown_probability": choice.probability if rank == 0 else None,
                 }
-                for rank, r in enumerate(decision.recommendations)
+                for rank, r in enumerate(shown)
             ],
+            arm=choice.arm,
         )
         await asyncio.wrap_future(self.log.submit(record))
         self.metrics.decisions.labels(recs[0].action_id if recs else "none").inc()

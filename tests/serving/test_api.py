@@ -399,3 +399,70 @@ def test_openapi_documents_every_endpoint_with_examples(sqlite_api: Api) -> None
     assert schemas["RecommendationRequest"]["examples"]
     assert schemas["OutcomeRequest"]["examples"]
     assert "APIKeyHeader" in spec["components"]["securitySchemes"]
+
+
+def _greedy_top(api: Api, customer_id: str) -> tuple[str, int]:
+    """The policy's own best action for the customer, and how many candidates it has."""
+    model = load_champion(api.settings)
+    found = OnlineProfiles(open_store(api.settings)).read(customer_id)
+    assert found is not None
+    rec = Recommender(api.settings, api.log, Metrics())
+    req = RecommendationRequest(customer_id=customer_id, channel="phone", limit=20)
+    decision = rec.decide_batch(model, [Pending(model, req, profile_read(found), [])])[0]
+    return decision.recommendations[0].action_id, len(decision.recommendations)
+
+
+def test_epsilon_exploration_logs_the_exact_probability_of_the_shown_action(
+    api_factory: ApiFactory, sqlite_workspace: Workspace
+) -> None:
+    api = api_factory(
+        sqlite_workspace, NBA_EXPLORATION="epsilon", NBA_EPSILON="0.5", NBA_EXPLORATION_SEED="7"
+    )
+    customer = next(c for c in sqlite_workspace.customers if _greedy_top(api, c)[1] >= 3)
+    best, k = _greedy_top(api, customer)
+    tops, probabilities = [], set()
+    for _ in range(60):
+        answer = api.recommend(customer, limit=2)
+        recs = answer["recommendations"]
+        assert isinstance(recs, list) and len(recs) == 2
+        logged = api.log.decision(str(answer["decision_id"]))
+        assert logged is not None and logged["arm"] == "nba"
+        top = logged["ranking"][0]
+        assert top["action_id"] == recs[0]["action_id"]
+        expected = 0.5 + 0.5 / k if top["action_id"] == best else 0.5 / k
+        assert top["shown_probability"] == pytest.approx(expected)
+        assert logged["ranking"][1]["shown_probability"] is None
+        tops.append(top["action_id"])
+        probabilities.add(round(top["shown_probability"], 9))
+    assert len(set(tops)) > 1 and tops.count(best) > 20  # explores, mostly exploits
+    # The reported outcome carries the logged probability into the decisions table.
+    r = api.client.post(
+        "/v1/outcomes",
+        json={"decision_id": answer["decision_id"], "action_id": tops[-1], "outcome": "declined"},
+        headers=api.headers(),
+    )
+    assert r.status_code == 200, r.text
+    row = api.log.query(
+        "SELECT propensity FROM outcomes WHERE decision_id = ?", (answer["decision_id"],)
+    )
+    assert row[0][0] == pytest.approx(logged["ranking"][0]["shown_probability"])
+
+
+def test_the_control_group_is_flagged_and_stable(
+    api_factory: ApiFactory, sqlite_workspace: Workspace
+) -> None:
+    api = api_factory(sqlite_workspace, NBA_CONTROL_SHARE="0.5", NBA_EXPLORATION_SEED="3")
+    arms = {}
+    for customer in sqlite_workspace.customers[:40]:
+        first = api.recommend(customer)
+        again = api.recommend(customer)
+        a = api.log.decision(str(first["decision_id"]))
+        b = api.log.decision(str(again["decision_id"]))
+        assert a is not None and b is not None and a["arm"] == b["arm"]  # stable
+        arms[customer] = a["arm"]
+        if a["arm"] == "control" and a["ranking"]:
+            _, k = _greedy_top(api, customer)
+            assert a["ranking"][0]["shown_probability"] == pytest.approx(1 / k)
+        elif a["ranking"]:
+            assert a["ranking"][0]["shown_probability"] == 1.0
+    assert 8 <= list(arms.values()).count("control") <= 32

@@ -176,3 +176,40 @@ def test_a_bad_url_is_a_clear_error() -> None:
     with pytest.raises(DecisionLogError, match=r"cannot open.*\*\*\*") as err:
         DecisionLog("postgresql://nba:secret@127.0.0.1:1/nba")
     assert "secret" not in str(err.value)
+
+
+def test_a_log_from_before_the_control_group_gains_the_arm_column(log_url: str) -> None:
+    """Answers logged before the ``arm`` column existed were all the NBA's."""
+    old_served = """CREATE TABLE served (
+        decision_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, timestamp TEXT NOT NULL,
+        channel TEXT NOT NULL, reason TEXT, agent_id TEXT, model_version TEXT NOT NULL,
+        features_timestamp TEXT, known_customer INTEGER NOT NULL, degraded INTEGER NOT NULL,
+        degraded_reason TEXT, ranking TEXT NOT NULL)"""
+    row = (
+        "('OLD1', 'C1', '2026-01-01 10:00:00.000000', 'phone', NULL, NULL, '1', NULL, "
+        "1, 0, NULL, '[]')"
+    )
+    if log_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(log_url.removeprefix("sqlite:///")) as conn:
+            conn.execute(old_served)
+            conn.execute(f"INSERT INTO served VALUES {row}")
+    else:
+        import psycopg
+
+        with psycopg.connect(log_url, autocommit=True) as conn:
+            conn.execute(old_served)
+            conn.execute(f"INSERT INTO served VALUES {row}")
+    log = DecisionLog(log_url)
+    try:
+        old = log.decision("OLD1")
+        assert old is not None and old["arm"] == "nba"
+        log.start()
+        record = _served("NEW1", "C2", ["a", "b"], 1)
+        log.write(ServedRecord(**{**record.__dict__, "arm": "control"}))
+        new = log.decision("NEW1")
+        assert new is not None and new["arm"] == "control"
+    finally:
+        log.close()
+    DecisionLog(log_url).close()  # opening a migrated log again changes nothing
