@@ -353,8 +353,8 @@ def _typed(col: Column, raw_type: str) -> str | None:
     if col.kind == "string":
         return q if _is_text(raw_type) else None
     if col.kind == "timestamp":
-        if raw_type == "TIMESTAMP WITH TIME ZONE":
-            return f"timezone('UTC', {q})"
+        if raw_type == "TIMESTAMP WITH TIME ZONE" or raw_type.startswith("TIMESTAMPTZ"):
+            return f"timezone('UTC', {q})"  # also TIMESTAMPTZ_NS (pandas' default)
         if _is_time(raw_type):
             return f"CAST({q} AS TIMESTAMP)"
         if _is_text(raw_type):

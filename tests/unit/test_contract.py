@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -178,6 +179,27 @@ def test_parquet_and_csv_load_to_the_same_tables(tiny_dataset: Path, tmp_path: P
     pq_ds = load_dataset(as_parquet)
     for name in ("customers", "contracts", "interactions", "decisions", "contacts"):
         assert pq_ds.arrow(name).equals(csv_ds.arrow(name)), name
+
+
+def test_parquet_with_nanosecond_zoned_timestamps_loads(tiny_dataset: Path) -> None:
+    """pandas writes tz-aware columns as timestamp[ns, tz=...]; DuckDB reads them as
+    TIMESTAMPTZ_NS, which must load like any zoned timestamp (as UTC)."""
+    contacts = pd.DataFrame(
+        {
+            "contact_id": ["K1", "K2"],
+            "customer_id": ["A", "B"],
+            "timestamp": pd.to_datetime(
+                ["2025-04-01T02:00:00+02:00", "2025-04-01T12:00:00Z"], utc=True
+            ),
+            "channel": ["phone", "chat"],
+            "reason": ["complaint", None],
+        }
+    )
+    (tiny_dataset / "contacts.csv").unlink()
+    contacts.to_parquet(tiny_dataset / "contacts.parquet")
+    ds = load_dataset(tiny_dataset)
+    times = ds.con.sql("SELECT timestamp FROM contacts ORDER BY contact_id").fetchall()
+    assert [str(t[0]) for t in times] == ["2025-04-01 00:00:00", "2025-04-01 12:00:00"]
 
 
 def test_optional_tables_may_be_absent(tiny_dataset: Path) -> None:
