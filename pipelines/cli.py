@@ -139,6 +139,26 @@ def _train_with_status(data: Path, seed: int) -> TrainReport:
         return train(data, step=lambda s: status.update(s), seed=seed)
 
 
+@app.command("retrain")
+def retrain_cmd(
+    data: Annotated[Path, typer.Option(help="The original dataset the champion learnt from.")],
+    seed: Annotated[int, typer.Option(help="Seed of the model fit.")] = 0,
+) -> None:
+    """Train a challenger on the original data plus the outcomes reported to the API, and
+    register it as nba-policy@challenger (@champion stays)."""
+    from pipelines.retrain import retrain
+
+    with _errors(), err.status("retraining") as status:
+        status.update("reading the decision log's feedback")
+        report = retrain(data, seed=seed)
+    console.print(
+        f"learnt from {report.n_feedback:,} reported outcomes and {report.n_original:,} "
+        f"original decisions (dataset {report.data_dir})"
+    )
+    _print_training(report.train)
+    console.print(f"nba-policy@challenger -> version {report.version}")
+
+
 @app.command()
 def promote(
     version: Annotated[str, typer.Option(help="Registered version of nba-policy.")],
