@@ -7,7 +7,6 @@ each test scores into its own folder.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -15,34 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from nba.catalog import load_catalog
-from nba.simulate import SimulationConfig, simulate_world, write_world
+from nba.simulate import SimulationConfig
 from pipelines.cli import app
-from pipelines.features import build_features
 from pipelines.score import score
-from pipelines.train import train
-from tests.conftest import environment
 
 pytestmark = pytest.mark.slow
 CONFIG = SimulationConfig(customers=1500, months=6, seed=5, holdout_weeks=3, history_months=3)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A trained workspace; yields the dataset directory with NBA_HOME pointing at it."""
-    root = tmp_path_factory.mktemp("batch")
-    catalog = load_catalog()
-    data = root / "sim"
-    write_world(simulate_world(CONFIG, catalog), data, CONFIG, catalog.source)
-    with environment(NBA_HOME=str(root / "home")):
-        build_features(data)
-        train(data)
-    yield data
-
-
-@pytest.fixture
-def home(world: Path) -> Iterator[Path]:
-    with environment(NBA_HOME=str(world.parent / "home")):
-        yield world.parent / "home"
 
 
 def sorted_recs(path: Path) -> pd.DataFrame:

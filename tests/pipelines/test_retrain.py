@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,35 +12,13 @@ from typer.testing import CliRunner
 
 from nba.catalog import load_catalog
 from nba.config import get_settings
-from nba.simulate import SimulationConfig, simulate_world, write_world
+from nba.simulate import SimulationConfig
 from nba.tracking import CHALLENGER, CHAMPION, resolve
 from pipelines.cli import app
-from pipelines.features import build_features
-from pipelines.train import train
 from serving.decision_log import DecisionLog, OutcomeRecord, ServedRecord, now_utc
-from tests.conftest import environment
 
 pytestmark = pytest.mark.slow
 CONFIG = SimulationConfig(customers=1500, months=6, seed=8, holdout_weeks=3, history_months=3)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("retrain")
-    catalog = load_catalog()
-    data = root / "sim"
-    write_world(simulate_world(CONFIG, catalog), data, CONFIG, catalog.source)
-    with environment(NBA_HOME=str(root / "home")):
-        build_features(data)
-        train(data)
-    yield data
-
-
-@pytest.fixture
-def home(world: Path) -> Iterator[Path]:
-    """The world's workspace (the autouse ``nba_home`` would give every test a new one)."""
-    with environment(NBA_HOME=str(world.parent / "home")):
-        yield world.parent / "home"
 
 
 def log_feedback(n: int, customers: list[str], seed: int) -> int:
