@@ -11,6 +11,7 @@ it exactly as ``nba train`` does.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -48,12 +49,36 @@ class RetrainReport:
 
 
 def feedback_decisions(log: DecisionLog) -> pd.DataFrame:
-    """The API's reported outcomes as contract ``decisions`` rows."""
-    rows = log.query(f"SELECT {', '.join(DECISION_COLUMNS)} FROM decisions ORDER BY timestamp")
-    frame = pd.DataFrame(rows, columns=DECISION_COLUMNS)
-    frame["timestamp"] = pd.to_datetime([from_text(t) for t in frame["timestamp"]], utc=True)
+    """The API's reported outcomes as contract ``decisions`` rows.
+
+    The API is not told the realised value of an accepted offer, so ``value`` is the net
+    value the policy expected when it offered it (0 for other outcomes), which is what the
+    simulator realises and what off-policy evaluation weighs outcomes by."""
+    rows = log.query(
+        "SELECT o.decision_id, o.action_id, o.customer_id, o.presented_at, o.channel, "
+        "o.outcome, o.propensity, s.ranking FROM outcomes o "
+        "JOIN served s ON s.decision_id = o.decision_id ORDER BY o.presented_at"
+    )
+    records = []
+    for decision_id, action_id, customer_id, at, channel, outcome, propensity, ranking in rows:
+        shown = {r["action_id"]: r for r in json.loads(ranking)}
+        net = shown.get(action_id, {}).get("value")
+        records.append(
+            (
+                f"{decision_id}:{action_id}",
+                customer_id,
+                from_text(at),
+                channel,
+                action_id,
+                outcome,
+                propensity,
+                float(net) if outcome == "accepted" and net is not None else 0.0,
+            )
+        )
+    frame = pd.DataFrame(records, columns=DECISION_COLUMNS)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     frame["propensity"] = pd.to_numeric(frame["propensity"]).astype(float)
-    frame["value"] = pd.to_numeric(frame["value"]).astype(float)
+    frame["value"] = frame["value"].astype(float)
     return frame
 
 

@@ -26,7 +26,7 @@ from nba.inputs import decisions_with_reason, history_for, policy_input
 from nba.policy.design import candidate_rows, channel_codes, profile_matrix, reason_codes
 from nba.policy.evaluation import TruthEvaluation, choices, evaluate_against_truth, snipw
 from nba.policy.frames import INPUT_COLUMNS, contacts_from_frame
-from nba.policy.policy import Policy
+from nba.policy.policy import Policy, Scores
 from nba.policy.response import ResponseModel
 from nba.profiles import FEATURE_SERVICE, NUMERIC_FEATURE_NAMES
 from nba.tracking import CHAMPION, MODEL_NAME, configure, has_alias, set_alias
@@ -137,28 +137,43 @@ def action_metrics(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.Data
     return pd.DataFrame(rows).set_index("action_id")
 
 
+def logged_scores(policy: Policy, dataset: Dataset, rounds: pd.DataFrame) -> Scores:
+    """The policy's scores for logged decisions (rows of :func:`training_frame`), each as
+    a contact at the decision's moment with its profile and prior history."""
+    contacts = pd.DataFrame(
+        {
+            "contact_id": rounds["decision_id"],
+            "customer_id": rounds["customer_id"],
+            "timestamp": rounds["timestamp"],
+            "channel": rounds["channel"],
+            "reason": rounds["reason"],
+        }
+    )
+    frame = rounds[[*NUMERIC_FEATURE_NAMES, "active_products"]].reset_index(drop=True)
+    frame = pd.concat([frame, contacts.reset_index(drop=True)], axis=1)
+    frame["history"] = history_for(dataset, contacts)
+    scores, _ = policy.score(contacts_from_frame(frame, policy.catalog))
+    return scores
+
+
+def logged_feedback(
+    rounds: pd.DataFrame, catalog: Catalog
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(logged action index, logging propensity, realised value: 0 when not known)."""
+    index = {a: j for j, a in enumerate(catalog.ids)}
+    logged = np.array([index[a] for a in rounds["action_id"]], dtype=np.int64)
+    prop = rounds["propensity"].to_numpy(dtype=float)
+    reward = rounds["value"].fillna(0).to_numpy(dtype=float)
+    return logged, prop, reward
+
+
 def logged_policy_values(
     policy: Policy, dataset: Dataset, test: pd.DataFrame, catalog: Catalog
 ) -> dict[str, float]:
     """SNIPW estimates, on the test period's log, of the NBA and the baselines."""
-    contacts = pd.DataFrame(
-        {
-            "contact_id": test["decision_id"],
-            "customer_id": test["customer_id"],
-            "timestamp": test["timestamp"],
-            "channel": test["channel"],
-            "reason": test["reason"],
-        }
-    )
-    frame = test[[*NUMERIC_FEATURE_NAMES, "active_products"]].reset_index(drop=True)
-    frame = pd.concat([frame, contacts.reset_index(drop=True)], axis=1)
-    frame["history"] = history_for(dataset, contacts)
-    scores, _ = policy.score(contacts_from_frame(frame, catalog))
+    scores = logged_scores(policy, dataset, test)
     picked = choices(scores, catalog)
-    index = {a: j for j, a in enumerate(catalog.ids)}
-    logged = np.array([index[a] for a in test["action_id"]])
-    prop = test["propensity"].to_numpy(dtype=float)
-    reward = test["value"].fillna(0).to_numpy(dtype=float)
+    logged, prop, reward = logged_feedback(test, catalog)
     product = np.array([a.family == "product_offer" for a in catalog.actions])
     net = np.where(product, np.nan_to_num(scores.net_value, nan=-np.inf), -np.inf)
     product_first = np.where(np.isfinite(net.max(axis=1)), np.argmax(net, axis=1), -2)

@@ -81,6 +81,8 @@ def test_retrain_registers_a_challenger_from_the_reported_outcomes(
     assert len(decisions) == len(original) + n
     fed = decisions[decisions["decision_id"].str.startswith("api-1-")]
     assert len(fed) == n and (fed["propensity"] == 0.55).all()
+    accepted = fed["outcome"] == "accepted"
+    assert (fed.loc[accepted, "value"] == 50.0).all() and (fed.loc[~accepted, "value"] == 0).all()
     assert fed["decision_id"].is_unique
     after = (world / "decisions.parquet").stat()
     assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
