@@ -126,11 +126,14 @@ class Bootstrap:
     seed: int = 0
 
 
+DEFAULT_BOOTSTRAP = Bootstrap()
+
+
 def estimate(
     feedback: BanditFeedback,
     action_dist: np.ndarray,
     estimated_rewards: np.ndarray | None = None,
-    bootstrap: Bootstrap = Bootstrap(),
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
 ) -> dict[str, Estimate]:
     """DM, IPW, SNIPW and DR estimates of the policy's value (DM and DR only with
     ``estimated_rewards``), each with a bootstrap confidence interval."""
@@ -142,7 +145,7 @@ def compare(
     challenger: np.ndarray,
     champion: np.ndarray,
     estimated_rewards: np.ndarray | None = None,
-    bootstrap: Bootstrap = Bootstrap(),
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
 ) -> dict[str, Estimate]:
     """The estimated gain V(challenger) - V(champion) per estimator, with a paired
     bootstrap interval: both policies are evaluated on the same resamples."""

@@ -1,0 +1,165 @@
+"""Stage: champion against challenger on logged data, and the promotion gate.
+
+Both registered policies are replayed on the same logged decisions (with their logging
+propensities): the newest ``share`` of a dataset's decisions by default, the period no
+model fits on (``nba train`` holds out its newest 9% as the test period). Each policy's
+value is estimated with DR and SNIPW (:mod:`nba.ope`), and the challenger's gain over the
+champion with a paired bootstrap interval. The reward of a logged decision is its realised
+value (0 unless accepted).
+
+``promote_if_better`` moves ``@champion`` only when the gain's lower confidence bound,
+under the gate's estimator, is above ``min_gain``. Every comparison is an MLflow run
+(``evaluate``), with the decision as a tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nba.config import Settings, get_settings
+from nba.contract import load_dataset
+from nba.exceptions import NBAError
+from nba.ope import DEFAULT_BOOTSTRAP, BanditFeedback, Bootstrap, Estimate, compare, estimate
+from nba.policy.evaluation import choices
+from nba.policy.policy import Policy
+from nba.tracking import CHALLENGER, CHAMPION, ModelRef, configure, resolve, set_alias
+from pipelines.train import logged_feedback, logged_scores, training_frame
+
+GATE_ESTIMATORS = ("dr", "snipw")
+DEFAULT_SHARE = 0.09
+
+
+@dataclass
+class Comparison:
+    champion: ModelRef
+    challenger: ModelRef
+    n_rounds: int
+    window: tuple[str, str]
+    values: dict[str, dict[str, Estimate]]
+    """``champion``/``challenger`` -> estimator -> estimated value per decision."""
+    gain: dict[str, Estimate]
+    """Estimator -> challenger minus champion, per decision."""
+    run_id: str = ""
+    promoted: bool | None = None
+    """None: no gate applied (``nba evaluate``)."""
+    gate: str = ""
+
+
+def _policy(ref: ModelRef) -> Policy:
+    import mlflow
+
+    policy: Policy = mlflow.pyfunc.load_model(ref.uri).unwrap_python_model().policy
+    return policy
+
+
+def _one_hot(choice: np.ndarray, k: int) -> np.ndarray:
+    dist = np.zeros((len(choice), k))
+    rows = np.flatnonzero(choice >= 0)
+    dist[rows, choice[rows]] = 1.0
+    return dist
+
+
+def compare_policies(
+    data_dir: Path,
+    settings: Settings | None = None,
+    *,
+    share: float = DEFAULT_SHARE,
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> Comparison:
+    """Estimate champion, challenger and the gain on the newest ``share`` of the logged
+    decisions (profiles from Feast: run ``nba features build`` on ``data_dir`` first)."""
+    s = settings or get_settings()
+    if not 0 < share <= 1:
+        raise NBAError(f"--share must be in (0, 1], got {share}")
+    champion_ref, challenger_ref = resolve(CHAMPION, s), resolve(CHALLENGER, s)
+    dataset = load_dataset(data_dir, settings=s)
+    try:
+        frame = training_frame(dataset, s)
+        frame = frame[frame["propensity"].notna()]
+        rounds = frame.iloc[int(len(frame) * (1 - share)) :].reset_index(drop=True)
+        if len(rounds) < 100:
+            raise NBAError(
+                f"only {len(rounds)} logged decisions with a propensity to evaluate on "
+                f"(need 100): log more, or raise --share"
+            )
+        champion, challenger = _policy(champion_ref), _policy(challenger_ref)
+        k = len(champion.catalog.actions)
+        if champion.catalog.ids != challenger.catalog.ids:
+            raise NBAError("champion and challenger have different action catalogs")
+        old = logged_scores(champion, dataset, rounds)
+        new = logged_scores(challenger, dataset, rounds)
+    finally:
+        dataset.close()
+    logged, pscore, reward = logged_feedback(rounds, champion.catalog)
+    feedback = BanditFeedback(logged, reward, pscore)
+    # The reward model for DM/DR: the challenger's expected net value of each action.
+    q = np.nan_to_num(new.propensity * new.net_value, nan=0.0)
+    dists = {
+        "champion": _one_hot(choices(old, champion.catalog)["nba"], k),
+        "challenger": _one_hot(choices(new, challenger.catalog)["nba"], k),
+    }
+    values = {who: estimate(feedback, d, q, bootstrap) for who, d in dists.items()}
+    gain = compare(feedback, dists["challenger"], dists["champion"], q, bootstrap)
+    times = pd.to_datetime(rounds["timestamp"])
+    window = (str(times.min()), str(times.max()))
+    return Comparison(champion_ref, challenger_ref, len(rounds), window, values, gain)
+
+
+def log_comparison(comparison: Comparison, settings: Settings | None = None) -> str:
+    """One MLflow run per comparison: versions, window, every estimate and the decision."""
+    import mlflow
+
+    s = settings or get_settings()
+    experiment_id = configure(s)
+    with mlflow.start_run(experiment_id=experiment_id, run_name="evaluate") as run:
+        mlflow.log_params(
+            {
+                "champion_version": comparison.champion.version,
+                "challenger_version": comparison.challenger.version,
+                "n_rounds": comparison.n_rounds,
+                "window_start": comparison.window[0],
+                "window_end": comparison.window[1],
+                "gate": comparison.gate or "none",
+            }
+        )
+        metrics = {}
+        for who, by_estimator in comparison.values.items():
+            for name, e in by_estimator.items():
+                metrics[f"{who}_{name}"] = e.value
+        for name, e in comparison.gain.items():
+            metrics.update({f"gain_{name}": e.value, f"gain_{name}_low": e.low,
+                            f"gain_{name}_high": e.high})  # fmt: skip
+        mlflow.log_metrics(metrics)
+        if comparison.promoted is not None:
+            mlflow.set_tag("promoted", str(comparison.promoted).lower())
+        return str(run.info.run_id)
+
+
+def promote_if_better(
+    data_dir: Path,
+    settings: Settings | None = None,
+    *,
+    estimator: str = "dr",
+    min_gain: float = 0.0,
+    share: float = DEFAULT_SHARE,
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> Comparison:
+    """Compare, and move ``@champion`` to the challenger only if the gain's lower bound
+    under ``estimator`` exceeds ``min_gain``. Logged to MLflow either way."""
+    if estimator not in GATE_ESTIMATORS:
+        raise NBAError(f"--estimator must be one of {GATE_ESTIMATORS}, not {estimator!r}")
+    s = settings or get_settings()
+    comparison = compare_policies(data_dir, s, share=share, bootstrap=bootstrap)
+    low = comparison.gain[estimator].low
+    comparison.gate = f"{estimator} lower bound > {min_gain:g}"
+    comparison.promoted = bool(low > min_gain) and (
+        comparison.challenger.version != comparison.champion.version
+    )
+    comparison.run_id = log_comparison(comparison, s)
+    if comparison.promoted:
+        set_alias(CHAMPION, comparison.challenger.version, s)
+    return comparison

@@ -1,0 +1,90 @@
+"""`nba evaluate` and `nba promote --if-better`: a worse challenger is never promoted, a
+better one is, and every comparison is an MLflow run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from nba.simulate import SimulationConfig
+from nba.tracking import CHALLENGER, CHAMPION, configure, resolve, set_alias
+from pipelines.cli import app
+from pipelines.features import build_features
+from pipelines.train import train
+
+pytestmark = pytest.mark.slow
+CONFIG = SimulationConfig(customers=3000, months=6, seed=4, holdout_weeks=3, history_months=3)
+
+
+def train_on_noise(world: Path, tmp_path: Path) -> str:
+    """A model trained on the same decisions with acceptance inverted (accepted where
+    customers declined and the other way round): it prefers what customers refuse, so it
+    must lose to the real one."""
+    noise = tmp_path / "noise"
+    shutil.copytree(world, noise, ignore=shutil.ignore_patterns("truth"))
+    decisions = pd.read_parquet(noise / "decisions.parquet")
+    accepted = decisions["outcome"] == "accepted"
+    decisions["outcome"] = np.where(accepted, "declined", "accepted")
+    decisions.to_parquet(noise / "decisions.parquet")
+    build_features(noise, online=False)
+    version = train(noise).version
+    build_features(world, online=False)  # evaluation reads the real data's profiles
+    return version
+
+
+def evaluate_runs() -> pd.DataFrame:
+    experiment_id = configure()
+    runs = mlflow.search_runs([experiment_id], filter_string="attributes.run_name = 'evaluate'")
+    assert isinstance(runs, pd.DataFrame)
+    return runs
+
+
+def test_a_worse_challenger_is_never_promoted_and_a_better_one_is(
+    world: Path, home: Path, tmp_path: Path
+) -> None:
+    noise = train_on_noise(world, tmp_path)
+    set_alias(CHALLENGER, noise)
+    runner = CliRunner()
+    args = ["--data", str(world), "--share", "0.3"]
+
+    shown = runner.invoke(app, ["evaluate", *args])
+    assert shown.exit_code == 0, shown.output
+    assert "DR" in shown.output and "SNIPW" in shown.output and "gain" in shown.output
+
+    worse = runner.invoke(app, ["promote", "--if-better", *args])
+    assert worse.exit_code == 0, worse.output
+    assert "not promoted" in worse.output
+    assert resolve(CHAMPION).version == "1"
+
+    # The other way round: the real model challenges the noise model, and wins.
+    set_alias(CHAMPION, noise)
+    set_alias(CHALLENGER, "1")
+    better = runner.invoke(app, ["promote", "--if-better", *args])
+    assert better.exit_code == 0, better.output
+    assert "version 1 promoted" in better.output
+    assert resolve(CHAMPION).version == "1"
+
+    runs = evaluate_runs()
+    assert len(runs) == 3
+    gated = runs[runs["tags.promoted"].notna()].sort_values("start_time")
+    assert gated["tags.promoted"].tolist() == ["false", "true"]
+    assert gated["metrics.gain_dr_low"].iloc[0] <= 0 < gated["metrics.gain_dr_low"].iloc[1]
+    assert (gated["params.gate"] == "dr lower bound > 0").all()
+
+
+def test_the_gate_needs_data_and_a_known_estimator(world: Path, home: Path) -> None:
+    runner = CliRunner()
+    no_data = runner.invoke(app, ["promote", "--if-better"])
+    assert no_data.exit_code == 2 and "--if-better needs --data DIR" in no_data.stderr
+    bad = runner.invoke(
+        app, ["promote", "--if-better", "--data", str(world), "--estimator", "ipw"]
+    )
+    assert bad.exit_code == 2 and "--estimator must be one of" in bad.stderr
+    none = runner.invoke(app, ["promote"])
+    assert none.exit_code == 2 and "give --version V" in none.stderr
