@@ -246,6 +246,67 @@ def _print_comparison(c: Comparison) -> None:
     console.print(table)
 
 
+@app.command("simulate-loop")
+def simulate_loop_cmd(
+    rounds: Annotated[int, typer.Option(min=1, help="Loop rounds after round 0.")] = 3,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where the simulated world goes [default: NBA_HOME/loop-data]."),
+    ] = None,
+    customers: Annotated[int, typer.Option(min=100, help="Simulated customers.")] = 25_000,
+    weeks_per_round: Annotated[
+        int, typer.Option(min=1, help="Held-out weeks of contacts served per round.")
+    ] = 4,
+    epsilon: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Exploration while serving.")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the world and the loop.")] = 42,
+) -> None:
+    """The closed loop in simulation: serve -> outcomes -> retrain -> evaluate -> promote,
+    with the champion's true value per round (use a fresh NBA_HOME: it registers models
+    and writes the decision log)."""
+    from pipelines.loop import simulate_loop
+
+    target = out or get_settings().home_dir / "loop-data"
+    with _errors(), err.status("simulating the loop") as status:
+        report = simulate_loop(
+            rounds,
+            target,
+            customers=customers,
+            weeks_per_round=weeks_per_round,
+            epsilon=epsilon,
+            seed=seed,
+            step=lambda m: status.update(m),
+        )
+    table = Table(title="the learning loop (true values from the simulator)", title_justify="left")
+    for col in (
+        "round",
+        "champion",
+        "challenger",
+        "promoted",
+        "normalised value",
+        "value/contact",
+        "logged",
+        "DR gain [low]",
+        "DR error on champion",
+    ):
+        table.add_column(col, justify="right")  # fmt: skip
+    for r in report.rounds:
+        table.add_row(
+            str(r.round),
+            r.champion,
+            r.challenger or "",
+            "" if r.promoted is None else ("yes" if r.promoted else "no"),
+            f"{r.normalised_value:.3f}",
+            f"{r.value_per_contact:.2f}",
+            f"{r.logged:,}",
+            "" if r.gain_dr is None else f"{r.gain_dr:+.2f} [{r.gain_dr_low:+.2f}]",
+            "" if r.dr_relative_error is None else f"{r.dr_relative_error:.1%}",
+        )
+    console.print(table)
+    console.print(f"MLflow run {report.run_id} (simulate-loop); world in {report.data_dir}")
+
+
 @app.command("score")
 def score_cmd(
     data: Annotated[Path, typer.Option(help="Dataset directory.")],
