@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
@@ -144,6 +145,13 @@ def _train_with_status(data: Path, seed: int) -> TrainReport:
 def retrain_cmd(
     data: Annotated[Path, typer.Option(help="The original dataset the champion learnt from.")],
     seed: Annotated[int, typer.Option(help="Seed of the model fit.")] = 0,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="shuffled (learn from the newest feedback too) or time (fit on the oldest, "
+            "test on the newest)."
+        ),
+    ] = "shuffled",
 ) -> None:
     """Train a challenger on the original data plus the outcomes reported to the API, and
     register it as nba-policy@challenger (@champion stays)."""
@@ -151,7 +159,9 @@ def retrain_cmd(
 
     with _errors(), err.status("retraining") as status:
         status.update("reading the decision log's feedback")
-        report = retrain(data, seed=seed)
+        if split not in ("time", "shuffled"):
+            raise NBAError(f"--split must be 'time' or 'shuffled', not {split!r}")
+        report = retrain(data, seed=seed, split="time" if split == "time" else "shuffled")
     console.print(
         f"learnt from {report.n_feedback:,} reported outcomes and {report.n_original:,} "
         f"original decisions (dataset {report.data_dir})"
@@ -180,6 +190,10 @@ def promote(
     share: Annotated[
         float, typer.Option(help="Newest share of the logged decisions to evaluate on.")
     ] = DEFAULT_SHARE,
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Evaluate on decisions after this moment (UTC) instead of --share."),
+    ] = None,
 ) -> None:
     """Point an alias (default @champion) at a version, or promote @challenger
     --if-better."""
@@ -192,7 +206,9 @@ def promote(
         from pipelines.evaluate import promote_if_better
 
         with _errors(), err.status("evaluating champion and challenger on logged data"):
-            c = promote_if_better(data, estimator=estimator, min_gain=min_gain, share=share)
+            c = promote_if_better(
+                data, estimator=estimator, min_gain=min_gain, share=share, since=since
+            )
         _print_comparison(c)
         verdict = "promoted" if c.promoted else "not promoted"
         console.print(
@@ -215,13 +231,17 @@ def evaluate_cmd(
     share: Annotated[
         float, typer.Option(help="Newest share of the logged decisions to evaluate on.")
     ] = DEFAULT_SHARE,
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Evaluate on decisions after this moment (UTC) instead of --share."),
+    ] = None,
 ) -> None:
     """Estimate @champion's and @challenger's value on logged data (DR, SNIPW, IPW, DM with
     bootstrap intervals) and the challenger's gain; logged to MLflow."""
     from pipelines.evaluate import compare_policies, log_comparison
 
     with _errors(), err.status("evaluating champion and challenger on logged data"):
-        c = compare_policies(data, share=share)
+        c = compare_policies(data, share=share, since=since)
         c.run_id = log_comparison(c)
     _print_comparison(c)
     console.print(f"MLflow run {c.run_id}")

@@ -1,8 +1,9 @@
 """Stage: champion against challenger on logged data, and the promotion gate.
 
 Both registered policies are replayed on the same logged decisions (with their logging
-propensities): the newest ``share`` of a dataset's decisions by default, the period no
-model fits on (``nba train`` holds out its newest 9% as the test period). Each policy's
+propensities): those after ``since`` (give the moment the challenger was trained, so it
+is judged on decisions it never saw), or else the newest ``share`` of them (``nba train``
+with its default time split holds out its newest 9% as the test period). Each policy's
 value is estimated with DR and SNIPW (:mod:`nba.ope`), and the challenger's gain over the
 champion with a paired bootstrap interval. The reward of a logged decision is its realised
 value (0 unless accepted).
@@ -15,6 +16,7 @@ under the gate's estimator, is above ``min_gain``. Every comparison is an MLflow
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -68,10 +70,12 @@ def compare_policies(
     settings: Settings | None = None,
     *,
     share: float = DEFAULT_SHARE,
+    since: datetime | None = None,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
 ) -> Comparison:
-    """Estimate champion, challenger and the gain on the newest ``share`` of the logged
-    decisions (profiles from Feast: run ``nba features build`` on ``data_dir`` first)."""
+    """Estimate champion, challenger and the gain on the logged decisions after ``since``
+    (default: the newest ``share`` of them). Profiles come from Feast: run
+    ``nba features build`` on ``data_dir`` first."""
     s = settings or get_settings()
     if not 0 < share <= 1:
         raise NBAError(f"--share must be in (0, 1], got {share}")
@@ -79,8 +83,12 @@ def compare_policies(
     dataset = load_dataset(data_dir, settings=s)
     try:
         frame = training_frame(dataset, s)
-        frame = frame[frame["propensity"].notna()]
-        rounds = frame.iloc[int(len(frame) * (1 - share)) :].reset_index(drop=True)
+        frame = frame[frame["propensity"].notna()].sort_values("timestamp", kind="stable")
+        if since is not None:
+            cut = pd.Timestamp(since).tz_localize(None) if since.tzinfo else pd.Timestamp(since)
+            rounds = frame[pd.to_datetime(frame["timestamp"]) > cut].reset_index(drop=True)
+        else:
+            rounds = frame.iloc[int(len(frame) * (1 - share)) :].reset_index(drop=True)
         if len(rounds) < 100:
             raise NBAError(
                 f"only {len(rounds)} logged decisions with a propensity to evaluate on "
@@ -146,6 +154,7 @@ def promote_if_better(
     estimator: str = "dr",
     min_gain: float = 0.0,
     share: float = DEFAULT_SHARE,
+    since: datetime | None = None,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
 ) -> Comparison:
     """Compare, and move ``@champion`` to the challenger only if the gain's lower bound
@@ -153,7 +162,7 @@ def promote_if_better(
     if estimator not in GATE_ESTIMATORS:
         raise NBAError(f"--estimator must be one of {GATE_ESTIMATORS}, not {estimator!r}")
     s = settings or get_settings()
-    comparison = compare_policies(data_dir, s, share=share, bootstrap=bootstrap)
+    comparison = compare_policies(data_dir, s, share=share, since=since, bootstrap=bootstrap)
     low = comparison.gain[estimator].low
     comparison.gate = f"{estimator} lower bound > {min_gain:g}"
     comparison.promoted = bool(low > min_gain) and (

@@ -11,13 +11,14 @@ only. Each round then takes the next slice of held-out contacts and:
    workspace's decision log as the API would;
 2. draws each shown action's **outcome** from the ground truth (accepted with its true
    probability; otherwise declined or no response) and reports it to the decision log;
-3. **retrains** a challenger on the original data plus all feedback so far
-   (:mod:`pipelines.retrain`);
-4. **evaluates** champion and challenger on this round's log and **promotes** the
-   challenger only if the gate passes (:mod:`pipelines.evaluate`);
-5. measures the champion's **true value** on all held-out contacts against the oracle,
-   and how far DR's estimate of the champion's value on this round's log is from the
-   truth on the same contacts.
+3. **evaluates** the challenger trained in the previous round against the champion on
+   this round's log, decisions it never saw, and **promotes** it only if the gate passes
+   (:mod:`pipelines.evaluate`);
+4. **retrains** a new challenger on the original data plus all feedback so far
+   (:mod:`pipelines.retrain`, shuffled split so that the feedback is learnt from);
+5. measures the champion's **true value** against the oracle on a last held-out slice
+   that is never served, and how far DR's estimate of the champion's value on this
+   round's log is from the truth on the same contacts.
 
 The policy runs in process rather than over HTTP (same policy object, exploration code
 and decision log as the API). The simulated world does not react to the loop's actions:
@@ -30,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +40,15 @@ import pandas as pd
 from nba.config import Settings, get_settings
 from nba.contract import load_dataset
 from nba.exceptions import NBAError
+from nba.policy.evaluation import TruthEvaluation, evaluate_against_truth
 from nba.policy.exploration import Exploration, choose
 from nba.policy.frames import contacts_from_frame
 from nba.policy.policy import Policy
 from nba.simulate import SimulationConfig
-from nba.tracking import CHAMPION, configure, resolve
-from pipelines.evaluate import promote_if_better
+from nba.tracking import CHALLENGER, CHAMPION, configure, resolve, set_alias
+from pipelines.evaluate import compare_policies, promote_if_better
 from pipelines.features import build_features
-from pipelines.retrain import retrain
+from pipelines.retrain import refresh
 from pipelines.simulate import run_simulation
 from pipelines.train import train
 from serving.decision_log import DecisionLog, OutcomeRecord, ServedRecord
@@ -175,6 +178,21 @@ def serve_round(
     return version, greedy_value / max(answered, 1), answered
 
 
+def true_value(policy: Policy, data_dir: Path, contacts: pd.DataFrame) -> TruthEvaluation:
+    """The policy's value on ``contacts`` by the simulator's ground truth (vs the oracle)."""
+    from nba.inputs import policy_input
+
+    dataset = load_dataset(data_dir)
+    try:
+        frame = policy_input(dataset, contacts)
+    finally:
+        dataset.close()
+    scores, _ = policy.score(contacts_from_frame(frame, policy.catalog))
+    truth = pd.read_parquet(data_dir / "truth" / "expected_value.parquet")
+    truth = truth[truth["contact_id"].isin(set(contacts["contact_id"]))]
+    return evaluate_against_truth(scores, policy.catalog, contacts["contact_id"].tolist(), truth)
+
+
 def simulate_loop(
     rounds: int,
     out: Path,
@@ -186,25 +204,23 @@ def simulate_loop(
     seed: int = 42,
     step: Callable[[str], None] | None = None,
 ) -> LoopReport:
-    """Run the loop for ``rounds`` rounds on a new simulated world written to ``out``."""
+    """Run the loop for ``rounds`` rounds on a new simulated world written to ``out``.
+
+    The held-out period has one slice of ``weeks_per_round`` weeks per round plus a last
+    one that is never served: true values are measured there, so no model is judged on
+    contacts whose outcomes it learnt from. A challenger trained after round r is gated
+    on round r + 1's log, decisions it never saw."""
     if rounds < 1:
         raise NBAError(f"--rounds must be at least 1, got {rounds}")
     s = settings or get_settings()
     say = step or (lambda _m: None)
-    config = loop_world(customers, rounds, weeks_per_round, seed)
+    config = loop_world(customers, rounds + 1, weeks_per_round, seed)
     config.validate()
     say(f"simulating {customers:,} customers with a random logging policy")
     run_simulation(config, out)
     say("round 0: profiles and the champion trained on the random log only")
     build_features(out, s, online=False)
-    first = train(out, s, seed=seed)
-    if first.truth is None:
-        raise NBAError("the simulated world has no ground truth")
-    report = LoopReport(out)
-    report.rounds.append(
-        LoopRound(0, first.version, None, None, first.truth.normalised["nba"],
-                  first.truth.values["nba"], 0, None, None, None, None, None, 0.0)
-    )  # fmt: skip
+    train(out, s, seed=seed)
     truth = pd.read_parquet(out / "truth" / "expected_value.parquet").set_index(
         ["contact_id", "action_id"]
     )
@@ -215,13 +231,24 @@ def simulate_loop(
         dataset.close()
     start = pd.to_datetime(contacts["timestamp"]).min()
     week = ((pd.to_datetime(contacts["timestamp"]) - start).dt.days // 7).to_numpy()
+    slices = [
+        contacts[(week >= k * weeks_per_round) & (week < (k + 1) * weeks_per_round)]
+        for k in range(rounds + 1)
+    ]
+    held_out = slices[-1]
+    champion = true_value(_policy(), out, held_out)
+    report = LoopReport(out)
+    report.rounds.append(
+        LoopRound(0, resolve(CHAMPION, s).version, None, None, champion.normalised["nba"],
+                  champion.values["nba"], 0, None, None, None, None, None, 0.0)
+    )  # fmt: skip
     exploration = Exploration("epsilon", epsilon=epsilon)
     rng = np.random.default_rng(seed)
-    champion_truth = first.truth
+    pending: str | None = None  # challenger trained last round, not yet judged
     for r in range(1, rounds + 1):
         began = time.perf_counter()
-        part = contacts[(week >= (r - 1) * weeks_per_round) & (week < r * weeks_per_round)]
-        say(f"round {r}: serving {len(part):,} contacts")
+        part = slices[r - 1]
+        say(f"round {r}: serving {len(part):,} contacts with the champion")
         log = DecisionLog(s.decision_log)
         log.start()
         try:
@@ -229,36 +256,34 @@ def simulate_loop(
             _, true_greedy, answered = serve_round(current, part, truth, exploration, log, rng)
         finally:
             log.close()
-        say(f"round {r}: retraining on the feedback")
-        challenger = retrain(out, s, seed=seed)
-        say(f"round {r}: champion against challenger on this round's log")
-        merged = load_dataset(challenger.data_dir)
-        try:
-            n_logged = int(
-                merged.con.sql(
-                    "SELECT count(*) FROM decisions WHERE propensity IS NOT NULL"
-                ).fetchall()[0][0]
-            )
-        finally:
-            merged.close()
-        comparison = promote_if_better(challenger.data_dir, s, share=answered / n_logged)
-        if comparison.promoted and challenger.train.truth is not None:
-            champion_truth = challenger.train.truth
+        merged, _, _ = refresh(out, s)
+        since = pd.Timestamp(part["timestamp"].min()).to_pydatetime() - timedelta(microseconds=1)
+        say(f"round {r}: champion against the last round's challenger on this round's log")
+        set_alias(CHALLENGER, pending or resolve(CHAMPION, s).version, s)
+        if pending is None:  # nothing to judge yet: the champion's estimate only
+            comparison = compare_policies(merged, s, since=since)
+        else:
+            comparison = promote_if_better(merged, s, since=since)
+            if comparison.promoted:
+                champion = true_value(_policy(), out, held_out)
+        say(f"round {r}: training a challenger on the feedback so far")
+        pending = train(merged, s, seed=seed, split="shuffled").version
+        set_alias(CHALLENGER, pending, s)
         dr = comparison.values["champion"]["dr"].value
         report.rounds.append(
             LoopRound(
                 r,
-                resolve(CHAMPION).version,
-                challenger.version,
+                resolve(CHAMPION, s).version,
+                pending,
                 comparison.promoted,
-                champion_truth.normalised["nba"],
-                champion_truth.values["nba"],
+                champion.normalised["nba"],
+                champion.values["nba"],
                 answered,
                 dr,
                 true_greedy,
                 abs(dr - true_greedy) / abs(true_greedy) if true_greedy else None,
-                comparison.gain["dr"].value,
-                comparison.gain["dr"].low,
+                comparison.gain["dr"].value if comparison.promoted is not None else None,
+                comparison.gain["dr"].low if comparison.promoted is not None else None,
                 round(time.perf_counter() - began, 1),
             )
         )

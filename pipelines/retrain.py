@@ -16,6 +16,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -115,8 +116,10 @@ def merged_dataset(data_dir: Path, feedback: pd.DataFrame, out: Path) -> tuple[P
     return out, len(original)
 
 
-def retrain(data_dir: Path, settings: Settings | None = None, *, seed: int = 0) -> RetrainReport:
-    """Train a challenger on the original data plus the API's feedback; alias it."""
+def refresh(data_dir: Path, settings: Settings | None = None) -> tuple[Path, int, int]:
+    """Write the original data plus the API's feedback to ``NBA_HOME/retrain-data`` and
+    build its profiles (offline store). Returns (directory, feedback rows, original rows).
+    """
     s = settings or get_settings()
     log = DecisionLog(s.decision_log)
     try:
@@ -130,6 +133,23 @@ def retrain(data_dir: Path, settings: Settings | None = None, *, seed: int = 0) 
         )
     merged, n_original = merged_dataset(Path(data_dir), feedback, s.home_dir / "retrain-data")
     build_features(merged, s, online=False)
-    report = train(merged, s, seed=seed)
+    return merged, len(feedback), n_original
+
+
+def retrain(
+    data_dir: Path,
+    settings: Settings | None = None,
+    *,
+    seed: int = 0,
+    split: Literal["time", "shuffled"] = "shuffled",
+) -> RetrainReport:
+    """Train a challenger on the original data plus the API's feedback; alias it.
+
+    The split is shuffled by default so that the newest feedback is learnt from (a time
+    split would keep it for calibration and testing only); judge the challenger with
+    ``nba promote --if-better --since`` on decisions logged after it was trained."""
+    s = settings or get_settings()
+    merged, n_feedback, n_original = refresh(data_dir, s)
+    report = train(merged, s, seed=seed, split=split)
     set_alias(CHALLENGER, report.version, s)
-    return RetrainReport(report.version, len(feedback), n_original, merged, report)
+    return RetrainReport(report.version, n_feedback, n_original, merged, report)

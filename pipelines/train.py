@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -321,11 +322,15 @@ def train(
     step: Callable[[str], None] | None = None,
     *,
     seed: int = 0,
+    split: Literal["time", "shuffled"] = "time",
 ) -> TrainReport:
     """Train, evaluate, log to MLflow and register a new ``nba-policy`` version.
 
     The first version gets the ``@champion`` alias; later ones are registered without an
-    alias (move aliases with ``nba promote``).
+    alias (move aliases with ``nba promote``). ``split="time"`` fits on the oldest
+    decisions and tests on the newest; ``"shuffled"`` draws the parts at random (seeded),
+    so that the newest decisions (fresh feedback) are learnt from too; the out-of-time
+    check is then the promotion gate on decisions logged after training.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -340,6 +345,9 @@ def train(
     catalog = dataset.catalog
     say("building the training set from Feast (point-in-time)")
     frame = training_frame(dataset, s)
+    if split == "shuffled":
+        order = np.random.default_rng(seed).permutation(len(frame))
+        frame = frame.iloc[order].reset_index(drop=True)
     frame["family"] = frame["action_id"].map(catalog.family_of)
     lap("training_set")
     x, y = design(frame, catalog)
@@ -387,6 +395,7 @@ def train(
                 "n_estimators_max": model.n_estimators,
                 "min_evidence": model.min_evidence,
                 "split": str(SPLITS),
+                "split_order": split,
                 "data_dir": str(Path(data_dir).resolve()),
                 "window_start": window[0],
                 "window_end": window[1],
