@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -32,6 +33,7 @@ from nba.exceptions import NBAError
 from nba.simulate import SimulationConfig
 from pipelines.evaluate import DEFAULT_SHARE, Comparison
 from pipelines.features import FeatureBuildReport, build_features
+from pipelines.impact import ImpactReport
 from pipelines.score import DEFAULT_CHUNK, ScoreReport, score
 from pipelines.simulate import run_simulation
 from pipelines.train import TrainReport, train
@@ -280,6 +282,9 @@ def simulate_loop_cmd(
     epsilon: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Exploration while serving.")
     ] = 0.1,
+    control_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of customers in the control group.")
+    ] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the world and the loop.")] = 42,
 ) -> None:
     """The closed loop in simulation: serve -> outcomes -> retrain -> evaluate -> promote,
@@ -295,6 +300,7 @@ def simulate_loop_cmd(
             customers=customers,
             weeks_per_round=weeks_per_round,
             epsilon=epsilon,
+            control_share=control_share,
             seed=seed,
             step=lambda m: status.update(m),
         )
@@ -325,6 +331,57 @@ def simulate_loop_cmd(
         )
     console.print(table)
     console.print(f"MLflow run {report.run_id} (simulate-loop); world in {report.data_dir}")
+    if report.impact is not None:
+        _print_impact(report.impact)
+
+
+@app.command("impact")
+def impact_cmd(
+    since: Annotated[
+        datetime | None, typer.Option(help="Only decisions after this moment (UTC).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for impact.md, impact.html and lift.png.")
+    ] = None,
+) -> None:
+    """Lift of the NBA over the control group, per action family and overall, from the
+    decision log (95% intervals, delta method); written as Markdown/HTML with a chart and
+    logged to MLflow."""
+    from pipelines.impact import impact_report
+
+    with _errors():
+        report = impact_report(since=since, out=out)
+    _print_impact(report)
+
+
+def _print_impact(report: ImpactReport) -> None:
+    table = Table(title="impact: NBA against the control group", title_justify="left")
+    for col in (
+        "segment",
+        "NBA",
+        "control",
+        "value NBA",
+        "value control",
+        "lift [95%]",
+        "relative [95%]",
+    ):
+        table.add_column(col, justify="left" if col == "segment" else "right")  # fmt: skip
+    for _, r in report.table.iterrows():
+        relative = (
+            "n/a"
+            if pd.isna(r["relative"])
+            else f"{r['relative']:+.1%} [{r['relative_low']:+.1%}, {r['relative_high']:+.1%}]"
+        )
+        table.add_row(
+            str(r["segment"]), f"{r['n_nba']:,}", f"{r['n_control']:,}",
+            f"{r['value_nba']:.2f}", f"{r['value_control']:.2f}",
+            f"{r['lift']:+.2f} [{r['lift_low']:+.2f}, {r['lift_high']:+.2f}]", relative,
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"{report.n_decisions:,} decisions with an outcome ({report.n_unreported:,} without); "
+        f"report: {report.files[1]} (MLflow run {report.run_id})"
+    )
 
 
 @app.command("score")

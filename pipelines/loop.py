@@ -6,7 +6,8 @@ long held-out period whose contacts carry the simulator's ground truth (each act
 acceptance probability and net value). Round 0's champion is trained on the random log
 only. Each round then takes the next slice of held-out contacts and:
 
-1. **serves** them with the champion, exploring as the API does (:mod:`nba.policy.exploration`,
+1. **serves** them with the champion (a control group of customers gets a random
+   candidate), exploring as the API does (:mod:`nba.policy.exploration`,
    the same draw and the same logged probability), and writes each answer to the
    workspace's decision log as the API would;
 2. draws each shown action's **outcome** from the ground truth (accepted with its true
@@ -48,6 +49,7 @@ from nba.simulate import SimulationConfig
 from nba.tracking import CHALLENGER, CHAMPION, configure, resolve, set_alias
 from pipelines.evaluate import compare_policies, promote_if_better
 from pipelines.features import build_features
+from pipelines.impact import ImpactReport, impact_report
 from pipelines.retrain import refresh
 from pipelines.simulate import run_simulation
 from pipelines.train import train
@@ -78,6 +80,7 @@ class LoopReport:
     data_dir: Path
     rounds: list[LoopRound] = field(default_factory=list)
     run_id: str = ""
+    impact: ImpactReport | None = None
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(r) for r in self.rounds])
@@ -158,7 +161,8 @@ def serve_round(
                 ranking=[
                     {"action_id": r.action_id, "propensity": r.propensity, "value": r.value,
                      "priority": r.priority,
-                     "shown_probability": choice.probability if i == 0 else None}
+                     "shown_probability": choice.probability if i == 0 else None,
+                     "policy_rank": recs.index(r) + 1}
                     for i, r in enumerate(shown)
                 ],
                 arm=choice.arm,
@@ -201,6 +205,7 @@ def simulate_loop(
     customers: int = 25_000,
     weeks_per_round: int = 4,
     epsilon: float = 0.1,
+    control_share: float = 0.1,
     seed: int = 42,
     step: Callable[[str], None] | None = None,
 ) -> LoopReport:
@@ -242,7 +247,7 @@ def simulate_loop(
         LoopRound(0, resolve(CHAMPION, s).version, None, None, champion.normalised["nba"],
                   champion.values["nba"], 0, None, None, None, None, None, 0.0)
     )  # fmt: skip
-    exploration = Exploration("epsilon", epsilon=epsilon)
+    exploration = Exploration("epsilon", epsilon=epsilon, control_share=control_share)
     rng = np.random.default_rng(seed)
     pending: str | None = None  # challenger trained last round, not yet judged
     for r in range(1, rounds + 1):
@@ -288,6 +293,9 @@ def simulate_loop(
             )
         )
     report.run_id = _log_loop(report, config, epsilon)
+    if control_share > 0:
+        say("impact report: NBA against the control group")
+        report.impact = impact_report(s, out=out.parent / f"{out.name}-impact")
     return report
 
 

@@ -297,6 +297,7 @@ class Recommender:
         )
         degraded = profile.degraded_cause is not None
         choice, shown = self.shown_first(req, decision)
+        policy_rank = {id(r): i + 1 for i, r in enumerate(decision.recommendations)}
         recs = [
             RecommendationOut(
                 action_id=r.action_id,
@@ -346,6 +347,9 @@ class Recommender:
                     # The exact probability with which the top action was drawn (1.0
                     # when not exploring); lower ranks have none (no use for OPE).
                     "shown_probability": choice.probability if rank == 0 else None,
+                    # The policy's own rank (1 = the NBA's choice, also for the control
+                    # group): the impact report segments by it.
+                    "policy_rank": policy_rank[id(r)],
                 }
                 for rank, r in enumerate(shown)
             ],

@@ -24,7 +24,7 @@ def test_two_rounds_of_the_loop(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         ["simulate-loop", "--rounds", "2", "--customers", "1500", "--weeks-per-round", "3",
-         "--out", str(out), "--epsilon", "0.3"],
+         "--out", str(out), "--epsilon", "0.3", "--control-share", "0.3"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "the learning loop" in result.output
@@ -44,9 +44,27 @@ def test_two_rounds_of_the_loop(tmp_path: Path) -> None:
     finally:
         log.close()
     assert len(served) == outcomes > 500
-    shown = np.array([json.loads(r)[0]["shown_probability"] for _, r in served])
-    assert {a for a, _ in served} == {"nba"}
-    assert ((shown > 0) & (shown <= 1)).all() and (shown < 1).any()  # epsilon explored
+    arms = np.array([a for a, _ in served])
+    rankings = [json.loads(r) for _, r in served]
+    shown = np.array([r[0]["shown_probability"] for r in rankings])
+    assert 0.2 < (arms == "control").mean() < 0.4
+    assert ((shown > 0) & (shown <= 1)).all() and (shown[arms == "nba"] < 1).any()
+    # The NBA's own choice is logged for every answer (policy rank 1), control included.
+    assert all(any(item["policy_rank"] == 1 for item in r) for r in rankings)
+
+    # The impact report: NBA against the control group, per family and overall.
+    assert "impact: NBA against the control group" in result.output
+    report = (tmp_path / "world-impact" / "impact.md").read_text()
+    assert "| overall |" in report and "delta method" in report
+    assert (tmp_path / "world-impact" / "lift.png").stat().st_size > 1000
+    impact = mlflow.search_runs([configure()], filter_string="attributes.run_name = 'impact'")
+    assert len(impact) == 1
+    overall = impact["metrics.lift_overall"].iloc[0]
+    low, high = (
+        impact["metrics.lift_low_overall"].iloc[0],
+        impact["metrics.lift_high_overall"].iloc[0],
+    )
+    assert low <= overall <= high
 
     # Two challengers were trained; the first was judged in round 2 (an evaluate run).
     assert resolve(CHALLENGER).version == "3"
@@ -56,3 +74,10 @@ def test_two_rounds_of_the_loop(tmp_path: Path) -> None:
         assert (run["tags.promoted"] == "true") == (run["metrics.gain_dr_low"] > 0)
     promoted = (gated["tags.promoted"] == "true").sum()
     assert resolve(CHAMPION).version != "1" or promoted == 0
+
+
+def test_the_impact_report_needs_a_control_group(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["impact"])
+    assert result.exit_code == 2
+    assert "has no decisions of both arms (found none)" in result.stderr
+    assert "set NBA_CONTROL_SHARE" in result.stderr

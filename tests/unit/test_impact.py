@@ -1,0 +1,47 @@
+"""Lift against the control group: delta-method intervals hold the true lift."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nba.impact import lift, lift_table
+
+
+def test_intervals_cover_the_true_lift_about_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(0)
+    # Values per decision: accepted (Bernoulli) x net value, as in the decision log.
+    true_nba, true_control = 0.3 * 100, 0.2 * 100
+    covered = covered_rel = 0
+    runs = 400
+    for _ in range(runs):
+        nba = (rng.random(2000) < 0.3) * 100.0
+        control = (rng.random(500) < 0.2) * 100.0
+        r = lift("all", nba, control)
+        covered += r.lift_low <= true_nba - true_control <= r.lift_high
+        covered_rel += r.relative_low <= true_nba / true_control - 1 <= r.relative_high
+    assert 0.92 <= covered / runs <= 0.98
+    assert 0.91 <= covered_rel / runs <= 0.99
+
+
+def test_point_estimates_and_the_table() -> None:
+    frame = pd.DataFrame(
+        {
+            "arm": ["nba"] * 4 + ["control"] * 4 + ["nba"] * 2 + ["control"] * 2,
+            "segment": ["retention"] * 8 + ["installment"] * 4,
+            "value": [10, 20, 30, 40, 5, 5, 10, 20, 8, 12, 4, 6],
+        }
+    )
+    table = lift_table(frame).set_index("segment")
+    assert list(table.index) == ["installment", "retention", "overall"]
+    assert table.loc["retention", "lift"] == pytest.approx(25 - 10)
+    assert table.loc["retention", "relative"] == pytest.approx(25 / 10 - 1)
+    assert table.loc["installment", "value_nba"] == pytest.approx(10)
+    assert table.loc["overall", "n_nba"] == 6 and table.loc["overall", "n_control"] == 6
+    assert table.loc["retention", "lift_low"] < 15 < table.loc["retention", "lift_high"]
+
+
+def test_too_few_decisions_give_no_interval() -> None:
+    r = lift("rare", np.array([5.0]), np.array([1.0, 2.0]))
+    assert r.lift == pytest.approx(3.5) and np.isnan(r.lift_low) and np.isnan(r.relative)
