@@ -73,6 +73,8 @@ class LoopRound:
     gain_dr: float | None
     gain_dr_low: float | None
     seconds: float
+    challenger_normalised_value: float | None = None
+    """The new challenger's true value on the held-out slice (what promoting it would give)."""
 
 
 @dataclass
@@ -97,10 +99,10 @@ def loop_world(customers: int, rounds: int, weeks_per_round: int, seed: int) -> 
     )
 
 
-def _policy() -> Policy:
+def _policy(alias: str = CHAMPION) -> Policy:
     import mlflow
 
-    policy: Policy = mlflow.pyfunc.load_model(resolve(CHAMPION).uri).unwrap_python_model().policy
+    policy: Policy = mlflow.pyfunc.load_model(resolve(alias).uri).unwrap_python_model().policy
     return policy
 
 
@@ -128,7 +130,7 @@ def serve_round(
     expected = truth["expected_net_value"].to_dict()
     greedy_value = 0.0
     answered = 0
-    moments = pd.to_datetime(contacts["timestamp"], utc=True).dt.to_pydatetime()
+    moments = [t.to_pydatetime() for t in pd.to_datetime(contacts["timestamp"], utc=True)]
     for row, moment, decision in zip(
         contacts.itertuples(index=False), moments, decisions, strict=True
     ):
@@ -274,6 +276,7 @@ def simulate_loop(
         say(f"round {r}: training a challenger on the feedback so far")
         pending = train(merged, s, seed=seed, split="shuffled").version
         set_alias(CHALLENGER, pending, s)
+        challenger_truth = true_value(_policy(CHALLENGER), out, held_out)
         dr = comparison.values["champion"]["dr"].value
         report.rounds.append(
             LoopRound(
@@ -290,6 +293,7 @@ def simulate_loop(
                 comparison.gain["dr"].value if comparison.promoted is not None else None,
                 comparison.gain["dr"].low if comparison.promoted is not None else None,
                 round(time.perf_counter() - began, 1),
+                challenger_truth.normalised["nba"],
             )
         )
     report.run_id = _log_loop(report, config, epsilon)

@@ -25,6 +25,21 @@ def test_notebook_executes(name: str, nba_home: Path, monkeypatch: pytest.Monkey
     assert str(nba_home) in text  # it used the test's workspace, not the user's
 
 
+def test_learning_loop_notebook_executes(nba_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NB_CUSTOMERS", "1500")
+    monkeypatch.setenv("NB_ROUNDS", "2")
+    nb = nbformat.read(NOTEBOOKS / "02-learning-loop.ipynb", as_version=4)
+    NotebookClient(nb, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for o in outputs)
+    assert "normalised_value" in text and "dr_relative_error" in text
+    assert "overall" in text  # the impact table
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the chart
+    assert str(nba_home) in text
+
+
 def test_notebooks_are_current() -> None:
     """The committed .ipynb files match their sources in build_notebooks.py."""
     import importlib.util
@@ -33,5 +48,9 @@ def test_notebooks_are_current() -> None:
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    committed = nbformat.read(NOTEBOOKS / "01-profiles-and-models.ipynb", as_version=4)
-    assert [c.source for c in committed.cells] == [c.source for c in module.PROFILES_AND_MODELS]
+    for name, cells in (
+        ("01-profiles-and-models.ipynb", module.PROFILES_AND_MODELS),
+        ("02-learning-loop.ipynb", module.LEARNING_LOOP),
+    ):
+        committed = nbformat.read(NOTEBOOKS / name, as_version=4)
+        assert [c.source for c in committed.cells] == [c.source for c in cells], name
