@@ -281,7 +281,7 @@ def simulate_loop_cmd(
     ] = 4,
     epsilon: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Exploration while serving.")
-    ] = 0.1,
+    ] = 0.3,
     control_share: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of customers in the control group.")
     ] = 0.1,

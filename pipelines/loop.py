@@ -206,7 +206,7 @@ def simulate_loop(
     *,
     customers: int = 25_000,
     weeks_per_round: int = 4,
-    epsilon: float = 0.1,
+    epsilon: float = 0.3,
     control_share: float = 0.1,
     seed: int = 42,
     step: Callable[[str], None] | None = None,
