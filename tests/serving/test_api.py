@@ -466,3 +466,25 @@ def test_the_control_group_is_flagged_and_stable(
         elif a["ranking"]:
             assert a["ranking"][0]["shown_probability"] == 1.0
     assert 8 <= list(arms.values()).count("control") <= 32
+
+
+def test_thompson_exploration_logs_a_probability_for_every_answer(
+    api_factory: ApiFactory, sqlite_workspace: Workspace
+) -> None:
+    api = api_factory(
+        sqlite_workspace,
+        NBA_EXPLORATION="thompson",
+        NBA_THOMPSON_STRENGTH="20",
+        NBA_EXPLORATION_SEED="5",
+    )
+    customer = next(c for c in sqlite_workspace.customers if _greedy_top(api, c)[1] >= 3)
+    best, _ = _greedy_top(api, customer)
+    tops = []
+    for _ in range(40):
+        answer = api.recommend(customer)
+        logged = api.log.decision(str(answer["decision_id"]))
+        assert logged is not None
+        p = logged["ranking"][0]["shown_probability"]
+        assert 0 < p <= 1
+        tops.append(logged["ranking"][0]["action_id"])
+    assert tops.count(best) > 10 and len(set(tops)) > 1
