@@ -30,6 +30,7 @@ from rich.text import Text
 
 from nba.config import get_settings
 from nba.exceptions import NBAError
+from nba.ope import Bootstrap
 from nba.simulate import SimulationConfig
 from pipelines.evaluate import DEFAULT_SHARE, Comparison
 from pipelines.features import FeatureBuildReport, build_features
@@ -189,6 +190,12 @@ def promote(
     data: Annotated[Path | None, typer.Option(help="Dataset with the logged decisions.")] = None,
     estimator: Annotated[str, typer.Option(help="Gate estimator: dr or snipw.")] = "dr",
     min_gain: Annotated[float, typer.Option(help="Least gain per decision to promote.")] = 0.0,
+    level: Annotated[
+        float,
+        typer.Option(
+            min=0.5, max=0.999, help="Confidence level of the gain's interval (two-sided)."
+        ),
+    ] = 0.95,
     share: Annotated[
         float, typer.Option(help="Newest share of the logged decisions to evaluate on.")
     ] = DEFAULT_SHARE,
@@ -209,7 +216,12 @@ def promote(
 
         with _errors(), err.status("evaluating champion and challenger on logged data"):
             c = promote_if_better(
-                data, estimator=estimator, min_gain=min_gain, share=share, since=since
+                data,
+                estimator=estimator,
+                min_gain=min_gain,
+                share=share,
+                since=since,
+                bootstrap=Bootstrap(level=level),
             )
         _print_comparison(c)
         verdict = "promoted" if c.promoted else "not promoted"

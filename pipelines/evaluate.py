@@ -164,7 +164,9 @@ def promote_if_better(
     s = settings or get_settings()
     comparison = compare_policies(data_dir, s, share=share, since=since, bootstrap=bootstrap)
     low = comparison.gain[estimator].low
-    comparison.gate = f"{estimator} lower bound > {min_gain:g}"
+    comparison.gate = f"{estimator} lower bound > {min_gain:g}" + (
+        f" at {bootstrap.level:.0%}" if bootstrap.level != DEFAULT_BOOTSTRAP.level else ""
+    )
     comparison.promoted = bool(low > min_gain) and (
         comparison.challenger.version != comparison.champion.version
     )

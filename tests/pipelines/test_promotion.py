@@ -65,7 +65,7 @@ def test_a_worse_challenger_is_never_promoted_and_a_better_one_is(
     # The other way round: the real model challenges the noise model, and wins.
     set_alias(CHAMPION, noise)
     set_alias(CHALLENGER, "1")
-    better = runner.invoke(app, ["promote", "--if-better", *args])
+    better = runner.invoke(app, ["promote", "--if-better", *args, "--level", "0.9"])
     assert better.exit_code == 0, better.output
     assert "version 1 promoted" in better.output
     assert resolve(CHAMPION).version == "1"
@@ -75,7 +75,7 @@ def test_a_worse_challenger_is_never_promoted_and_a_better_one_is(
     gated = runs[runs["tags.promoted"].notna()].sort_values("start_time")
     assert gated["tags.promoted"].tolist() == ["false", "true"]
     assert gated["metrics.gain_dr_low"].iloc[0] <= 0 < gated["metrics.gain_dr_low"].iloc[1]
-    assert (gated["params.gate"] == "dr lower bound > 0").all()
+    assert gated["params.gate"].tolist() == ["dr lower bound > 0", "dr lower bound > 0 at 90%"]
 
 
 def test_the_gate_needs_data_and_a_known_estimator(world: Path, home: Path) -> None:
@@ -86,5 +86,7 @@ def test_the_gate_needs_data_and_a_known_estimator(world: Path, home: Path) -> N
         app, ["promote", "--if-better", "--data", str(world), "--estimator", "ipw"]
     )
     assert bad.exit_code == 2 and "--estimator must be one of" in bad.stderr
+    level = runner.invoke(app, ["promote", "--if-better", "--data", str(world), "--level", "2"])
+    assert level.exit_code == 2 and "--level" in level.stderr
     none = runner.invoke(app, ["promote"])
     assert none.exit_code == 2 and "give --version V" in none.stderr
