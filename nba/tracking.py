@@ -7,9 +7,13 @@ deprecated stages, never run ids) say which version is live.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nba.config import Settings, get_settings
 from nba.exceptions import NBAError
+
+if TYPE_CHECKING:
+    from nba.policy.policy import Policy
 
 MODEL_NAME = "nba-policy"
 EXPERIMENT = "nba-policy"
@@ -61,6 +65,16 @@ def resolve(alias: str = CHAMPION, settings: Settings | None = None) -> ModelRef
             "run `nba train --data DIR` first"
         ) from None
     return ModelRef(f"models:/{MODEL_NAME}@{alias}", str(mv.version), alias)
+
+
+def load_policy(ref: ModelRef) -> Policy:
+    """The policy object of the registered version ``ref`` names (pinned to that version,
+    even if its alias moves meanwhile): what the API and ``nba score`` run."""
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{ref.version}")
+    policy: Policy = model.unwrap_python_model().policy
+    return policy
 
 
 def set_alias(alias: str, version: str, settings: Settings | None = None) -> None:

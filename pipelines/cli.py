@@ -173,6 +173,16 @@ def retrain_cmd(
     console.print(f"nba-policy@challenger -> version {report.version}")
 
 
+# Options shared by the commands that replay policies on logged decisions.
+ShareOption = Annotated[
+    float, typer.Option(help="Newest share of the logged decisions to evaluate on.")
+]
+SinceOption = Annotated[
+    datetime | None,
+    typer.Option(help="Evaluate on decisions after this moment (UTC) instead of --share."),
+]
+
+
 @app.command()
 def promote(
     version: Annotated[
@@ -196,13 +206,8 @@ def promote(
             min=0.5, max=0.999, help="Confidence level of the gain's interval (two-sided)."
         ),
     ] = 0.95,
-    share: Annotated[
-        float, typer.Option(help="Newest share of the logged decisions to evaluate on.")
-    ] = DEFAULT_SHARE,
-    since: Annotated[
-        datetime | None,
-        typer.Option(help="Evaluate on decisions after this moment (UTC) instead of --share."),
-    ] = None,
+    share: ShareOption = DEFAULT_SHARE,
+    since: SinceOption = None,
 ) -> None:
     """Point an alias (default @champion) at a version, or promote @challenger
     --if-better."""
@@ -242,13 +247,8 @@ def promote(
 @app.command("evaluate")
 def evaluate_cmd(
     data: Annotated[Path, typer.Option(help="Dataset with the logged decisions.")],
-    share: Annotated[
-        float, typer.Option(help="Newest share of the logged decisions to evaluate on.")
-    ] = DEFAULT_SHARE,
-    since: Annotated[
-        datetime | None,
-        typer.Option(help="Evaluate on decisions after this moment (UTC) instead of --share."),
-    ] = None,
+    share: ShareOption = DEFAULT_SHARE,
+    since: SinceOption = None,
 ) -> None:
     """Estimate @champion's and @challenger's value on logged data (DR, SNIPW, IPW, DM with
     bootstrap intervals) and the challenger's gain; logged to MLflow."""
@@ -266,7 +266,10 @@ def _print_comparison(c: Comparison) -> None:
         f"{c.n_rounds:,} logged decisions from {c.window[0]} to {c.window[1]}: "
         f"champion version {c.champion.version}, challenger version {c.challenger.version}"
     )
-    table = Table(title="estimated value per decision (95% interval)", title_justify="left")
+    level = next(iter(c.gain.values())).level
+    table = Table(
+        title=f"estimated value per decision ({level:.0%} interval)", title_justify="left"
+    )
     for col in ("estimator", "champion", "challenger", "gain"):
         table.add_column(col, justify="left" if col == "estimator" else "right")
     for name, gain in c.gain.items():

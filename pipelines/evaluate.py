@@ -27,8 +27,7 @@ from nba.contract import load_dataset
 from nba.exceptions import NBAError
 from nba.ope import DEFAULT_BOOTSTRAP, BanditFeedback, Bootstrap, Estimate, compare, estimate
 from nba.policy.evaluation import choices
-from nba.policy.policy import Policy
-from nba.tracking import CHALLENGER, CHAMPION, ModelRef, configure, resolve, set_alias
+from nba.tracking import CHALLENGER, CHAMPION, ModelRef, configure, load_policy, resolve, set_alias
 from pipelines.train import logged_feedback, logged_scores, training_frame
 
 GATE_ESTIMATORS = ("dr", "snipw")
@@ -49,13 +48,6 @@ class Comparison:
     promoted: bool | None = None
     """None: no gate applied (``nba evaluate``)."""
     gate: str = ""
-
-
-def _policy(ref: ModelRef) -> Policy:
-    import mlflow
-
-    policy: Policy = mlflow.pyfunc.load_model(ref.uri).unwrap_python_model().policy
-    return policy
 
 
 def _one_hot(choice: np.ndarray, k: int) -> np.ndarray:
@@ -94,7 +86,7 @@ def compare_policies(
                 f"only {len(rounds)} logged decisions with a propensity to evaluate on "
                 f"(need 100): log more, or raise --share"
             )
-        champion, challenger = _policy(champion_ref), _policy(challenger_ref)
+        champion, challenger = load_policy(champion_ref), load_policy(challenger_ref)
         k = len(champion.catalog.actions)
         if champion.catalog.ids != challenger.catalog.ids:
             raise NBAError("champion and challenger have different action catalogs")

@@ -21,7 +21,7 @@ from nba.catalog import Catalog
 from nba.config import Settings, get_settings
 from nba.exceptions import NBAError
 from nba.impact import lift_table
-from nba.tracking import CHAMPION, configure, resolve
+from nba.tracking import CHAMPION, configure, load_policy, resolve
 from serving.decision_log import DecisionLog, to_text
 
 
@@ -41,13 +41,19 @@ def impact_frame(
 ) -> tuple[pd.DataFrame, int]:
     """One row per answered decision with an outcome for its shown action: ``arm``,
     ``segment`` and ``value``. Returns it and the number of answers without an outcome."""
-    where = "WHERE s.timestamp > ?" if since else ""
+    params = (to_text(since),) if since else ()
     rows = log.query(
-        f"SELECT s.decision_id, s.arm, s.ranking FROM served s {where}",
-        (to_text(since),) if since else (),
+        "SELECT decision_id, arm, ranking FROM served" + (" WHERE timestamp > ?" if since else ""),
+        params,
     )
+    # An outcome's presented_at is its decision's timestamp: the same window.
     outcomes = {
-        (d, a): o for d, a, o in log.query("SELECT decision_id, action_id, outcome FROM outcomes")
+        (d, a): o
+        for d, a, o in log.query(
+            "SELECT decision_id, action_id, outcome FROM outcomes"
+            + (" WHERE presented_at > ?" if since else ""),
+            params,
+        )
     }
     family = catalog.family_of
     records, unreported = [], 0
@@ -84,8 +90,7 @@ def impact_report(
                 f"{sorted(arms) or 'none'}): set NBA_CONTROL_SHARE (e.g. 0.1) so that a "
                 "control group is served, and report outcomes"
             )
-        model = mlflow.pyfunc.load_model(resolve(CHAMPION, s).uri).unwrap_python_model()
-        catalog: Catalog = model.policy.catalog
+        catalog = load_policy(resolve(CHAMPION, s)).catalog
         frame, unreported = impact_frame(log, catalog, since)
     finally:
         log.close()

@@ -42,18 +42,18 @@ from nba.config import Settings, get_settings
 from nba.contract import load_dataset
 from nba.exceptions import NBAError
 from nba.policy.evaluation import TruthEvaluation, evaluate_against_truth
-from nba.policy.exploration import Exploration, choose
+from nba.policy.exploration import Exploration, choose, shown_order
 from nba.policy.frames import contacts_from_frame
 from nba.policy.policy import Policy
 from nba.simulate import SimulationConfig
-from nba.tracking import CHALLENGER, CHAMPION, configure, resolve, set_alias
+from nba.tracking import CHALLENGER, CHAMPION, configure, load_policy, resolve, set_alias
 from pipelines.evaluate import compare_policies, promote_if_better
 from pipelines.features import build_features
 from pipelines.impact import ImpactReport, impact_report
 from pipelines.retrain import refresh
 from pipelines.simulate import run_simulation
 from pipelines.train import train
-from serving.decision_log import DecisionLog, OutcomeRecord, ServedRecord
+from serving.decision_log import DecisionLog, OutcomeRecord, ServedRecord, ranking_entries
 
 DECLINE_SHARE = 0.65  # of the offers not accepted, as in the simulator
 
@@ -99,13 +99,6 @@ def loop_world(customers: int, rounds: int, weeks_per_round: int, seed: int) -> 
     )
 
 
-def _policy(alias: str = CHAMPION) -> Policy:
-    import mlflow
-
-    policy: Policy = mlflow.pyfunc.load_model(resolve(alias).uri).unwrap_python_model().policy
-    return policy
-
-
 def serve_round(
     data_dir: Path,
     contacts: pd.DataFrame,
@@ -113,18 +106,12 @@ def serve_round(
     exploration: Exploration,
     log: DecisionLog,
     rng: np.random.Generator,
-) -> tuple[str, float, int]:
+) -> tuple[float, int]:
     """Serve ``contacts`` with the champion and report outcomes drawn from ``truth``.
-    Returns (champion version, true value per answer of its greedy choices, answers)."""
-    version = resolve(CHAMPION).version
-    policy = _policy()
-    dataset = load_dataset(data_dir)
-    try:
-        from nba.inputs import policy_input
-
-        frame = policy_input(dataset, contacts)
-    finally:
-        dataset.close()
+    Returns (true value per answer of the champion's own choices, answers)."""
+    ref = resolve(CHAMPION)
+    policy = load_policy(ref)
+    frame = _policy_input(data_dir, contacts)
     decisions = policy.decide(contacts_from_frame(frame, policy.catalog), None)
     p_accept = truth["p_accept"].to_dict()
     expected = truth["expected_net_value"].to_dict()
@@ -145,7 +132,7 @@ def serve_round(
         if choice.index < 0:
             continue  # nothing worth offering: no answer to log
         greedy_value += expected[(row.contact_id, recs[0].action_id)]
-        shown = [recs[choice.index], *recs[: choice.index], *recs[choice.index + 1 :]][:3]
+        order = shown_order(len(recs), choice.index)[:3]
         decision_id = uuid.uuid4().hex
         log.write(
             ServedRecord(
@@ -155,48 +142,41 @@ def serve_round(
                 channel=str(row.channel),
                 reason=row.reason if isinstance(row.reason, str) else None,
                 agent_id="simulated",
-                model_version=version,
+                model_version=ref.version,
                 features_timestamp=None,
                 known_customer=True,
                 degraded=False,
                 degraded_reason=None,
-                ranking=[
-                    {"action_id": r.action_id, "propensity": r.propensity, "value": r.value,
-                     "priority": r.priority,
-                     "shown_probability": choice.probability if i == 0 else None,
-                     "policy_rank": recs.index(r) + 1}
-                    for i, r in enumerate(shown)
-                ],
+                ranking=ranking_entries(recs, order, choice.probability),
                 arm=choice.arm,
             )
-        )  # fmt: skip
-        top = shown[0].action_id
-        accepted = rng.random() < p_accept[(row.contact_id, top)]
-        outcome = (
-            "accepted"
-            if accepted
-            else "declined"
-            if rng.random() < DECLINE_SHARE
-            else "no_response"
         )
+        top = recs[order[0]].action_id
+        if rng.random() < p_accept[(row.contact_id, top)]:
+            outcome = "accepted"
+        else:  # the decline draw only for offers not accepted (keeps the random stream)
+            outcome = "declined" if rng.random() < DECLINE_SHARE else "no_response"
         log.write(OutcomeRecord(decision_id, top, outcome, "simulated", moment))
         answered += 1
-    return version, greedy_value / max(answered, 1), answered
+    return greedy_value / max(answered, 1), answered
 
 
-def true_value(policy: Policy, data_dir: Path, contacts: pd.DataFrame) -> TruthEvaluation:
-    """The policy's value on ``contacts`` by the simulator's ground truth (vs the oracle)."""
+def _policy_input(data_dir: Path, contacts: pd.DataFrame) -> pd.DataFrame:
+    """The policy's input for ``contacts``: profiles and history as of each contact."""
     from nba.inputs import policy_input
 
     dataset = load_dataset(data_dir)
     try:
-        frame = policy_input(dataset, contacts)
+        return policy_input(dataset, contacts)
     finally:
         dataset.close()
+
+
+def true_value(policy: Policy, frame: pd.DataFrame, truth: pd.DataFrame) -> TruthEvaluation:
+    """The policy's value on the contacts of ``frame`` (a policy input) by the
+    simulator's ground truth ``truth`` (``expected_value.parquet`` rows), vs the oracle."""
     scores, _ = policy.score(contacts_from_frame(frame, policy.catalog))
-    truth = pd.read_parquet(data_dir / "truth" / "expected_value.parquet")
-    truth = truth[truth["contact_id"].isin(set(contacts["contact_id"]))]
-    return evaluate_against_truth(scores, policy.catalog, contacts["contact_id"].tolist(), truth)
+    return evaluate_against_truth(scores, policy.catalog, frame["contact_id"].tolist(), truth)
 
 
 def simulate_loop(
@@ -228,9 +208,7 @@ def simulate_loop(
     say("round 0: profiles and the champion trained on the random log only")
     build_features(out, s, online=False)
     train(out, s, seed=seed)
-    truth = pd.read_parquet(out / "truth" / "expected_value.parquet").set_index(
-        ["contact_id", "action_id"]
-    )
+    truth = pd.read_parquet(out / "truth" / "expected_value.parquet")
     dataset = load_dataset(out, settings=s)
     try:
         contacts = dataset.con.sql("SELECT * FROM contacts ORDER BY timestamp, contact_id").df()
@@ -242,8 +220,12 @@ def simulate_loop(
         contacts[(week >= k * weeks_per_round) & (week < (k + 1) * weeks_per_round)]
         for k in range(rounds + 1)
     ]
-    held_out = slices[-1]
-    champion = true_value(_policy(), out, held_out)
+    # The never-served slice: its policy input (profiles, history) does not depend on
+    # the model, so it is built once and every model is scored on it.
+    held_out = _policy_input(out, slices[-1])
+    held_out_truth = truth[truth["contact_id"].isin(set(held_out["contact_id"]))]
+    truth = truth.set_index(["contact_id", "action_id"])
+    champion = true_value(load_policy(resolve(CHAMPION, s)), held_out, held_out_truth)
     report = LoopReport(out)
     report.rounds.append(
         LoopRound(0, resolve(CHAMPION, s).version, None, None, champion.normalised["nba"],
@@ -252,6 +234,7 @@ def simulate_loop(
     exploration = Exploration("epsilon", epsilon=epsilon, control_share=control_share)
     rng = np.random.default_rng(seed)
     pending: str | None = None  # challenger trained last round, not yet judged
+    pending_truth = champion
     for r in range(1, rounds + 1):
         began = time.perf_counter()
         part = slices[r - 1]
@@ -260,7 +243,7 @@ def simulate_loop(
         log.start()
         try:
             current = s.home_dir / "retrain-data" if r > 1 else out
-            _, true_greedy, answered = serve_round(current, part, truth, exploration, log, rng)
+            true_greedy, answered = serve_round(current, part, truth, exploration, log, rng)
         finally:
             log.close()
         merged, _, _ = refresh(out, s)
@@ -272,11 +255,11 @@ def simulate_loop(
         else:
             comparison = promote_if_better(merged, s, since=since)
             if comparison.promoted:
-                champion = true_value(_policy(), out, held_out)
+                champion = pending_truth
         say(f"round {r}: training a challenger on the feedback so far")
         pending = train(merged, s, seed=seed, split="shuffled").version
         set_alias(CHALLENGER, pending, s)
-        challenger_truth = true_value(_policy(CHALLENGER), out, held_out)
+        pending_truth = true_value(load_policy(resolve(CHALLENGER, s)), held_out, held_out_truth)
         dr = comparison.values["champion"]["dr"].value
         report.rounds.append(
             LoopRound(
@@ -293,7 +276,7 @@ def simulate_loop(
                 comparison.gain["dr"].value if comparison.promoted is not None else None,
                 comparison.gain["dr"].low if comparison.promoted is not None else None,
                 round(time.perf_counter() - began, 1),
-                challenger_truth.normalised["nba"],
+                pending_truth.normalised["nba"],
             )
         )
     report.run_id = _log_loop(report, config, epsilon)

@@ -28,9 +28,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nba.exceptions import DecisionLogError
+
+if TYPE_CHECKING:  # the log itself needs no model code
+    from nba.policy.policy import Recommendation
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 HISTORY_DAYS = 365
@@ -136,6 +139,26 @@ class ServedRecord:
     ranking: list[dict[str, Any]]
     arm: str = "nba"
     """``nba`` or ``control`` (a uniformly random candidate, for measuring lift)."""
+
+
+def ranking_entries(
+    ranked: Sequence[Recommendation], order: Sequence[int], probability: float
+) -> list[dict[str, Any]]:
+    """A served answer's ``ranking``: the policy's ranked candidates in the order shown.
+    The top one carries the exact probability it was drawn with (1.0 when not exploring;
+    lower ranks have none, no use for OPE); every one its policy rank (1 = the NBA's
+    choice, also for the control group), by which the impact report segments."""
+    return [
+        {
+            "action_id": ranked[j].action_id,
+            "propensity": ranked[j].propensity,
+            "value": ranked[j].value,
+            "priority": ranked[j].priority,
+            "shown_probability": probability if i == 0 else None,
+            "policy_rank": j + 1,
+        }
+        for i, j in enumerate(order)
+    ]
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ import numpy as np
 from nba.config import Settings
 from nba.policy.arbitration import History
 from nba.policy.design import profile_vector
-from nba.policy.exploration import Choice, Exploration, choose
-from nba.policy.policy import Contacts, Decision, Recommendation
+from nba.policy.exploration import Choice, Exploration, choose, shown_order
+from nba.policy.policy import Contacts, Decision
 from nba.tracking import CHAMPION, ModelRef, resolve
-from serving.decision_log import DecisionLog, ServedRecord, now_utc
+from serving.decision_log import DecisionLog, ServedRecord, now_utc, ranking_entries
 from serving.metrics import Metrics
 from serving.online import BatchedReader, Found, OnlineProfiles
 from serving.schemas import (
@@ -239,9 +239,10 @@ class Recommender:
 
     def shown_first(
         self, req: RecommendationRequest, decision: Decision
-    ) -> tuple[Choice, list[Recommendation]]:
+    ) -> tuple[Choice, list[int]]:
         """Draw the action shown at the top (exploration, control group); the others keep
-        their rank. Returns the choice and the recommendations cut to the request's limit."""
+        their rank. Returns the choice and the shown candidates' positions in the ranking,
+        cut to the request's limit."""
         recs = decision.recommendations
         choice = choose(
             req.customer_id,
@@ -250,9 +251,7 @@ class Recommender:
             self.exploration,
             self._rng,
         )
-        if choice.index > 0:
-            recs = [recs[choice.index], *recs[: choice.index], *recs[choice.index + 1 :]]
-        return choice, recs[: req.limit]
+        return choice, shown_order(len(recs), choice.index)[: req.limit]
 
     def _decide_soon(self, pending: Pending) -> asyncio.Future[Decision]:
         """Queue an answer for the next policy batch. Answers whose profiles arrived while
@@ -296,8 +295,8 @@ class Recommender:
             Pending(model, req, profile, history, loop.create_future())
         )
         degraded = profile.degraded_cause is not None
-        choice, shown = self.shown_first(req, decision)
-        policy_rank = {id(r): i + 1 for i, r in enumerate(decision.recommendations)}
+        choice, order = self.shown_first(req, decision)
+        shown = [decision.recommendations[j] for j in order]
         recs = [
             RecommendationOut(
                 action_id=r.action_id,
@@ -338,21 +337,7 @@ class Recommender:
             known_customer=profile.known,
             degraded=degraded,
             degraded_reason=profile.degraded_detail,
-            ranking=[
-                {
-                    "action_id": r.action_id,
-                    "propensity": r.propensity,
-                    "value": r.value,
-                    "priority": r.priority,
-                    # The exact probability with which the top action was drawn (1.0
-                    # when not exploring); lower ranks have none (no use for OPE).
-                    "shown_probability": choice.probability if rank == 0 else None,
-                    # The policy's own rank (1 = the NBA's choice, also for the control
-                    # group): the impact report segments by it.
-                    "policy_rank": policy_rank[id(r)],
-                }
-                for rank, r in enumerate(shown)
-            ],
+            ranking=ranking_entries(decision.recommendations, order, choice.probability),
             arm=choice.arm,
         )
         await asyncio.wrap_future(self.log.submit(record))

@@ -130,3 +130,11 @@ def choose(
         dist = distribution(propensity, net_value, config, rng)
     index = int(rng.choice(k, p=dist)) if dist[0] < 1.0 else 0
     return Choice(index, float(dist[index]), arm, dist)
+
+
+def shown_order(n: int, index: int) -> list[int]:
+    """Positions of ``n`` ranked candidates in the order shown: the drawn one (``index``)
+    first, the others keeping their rank."""
+    if index <= 0:
+        return list(range(n))
+    return [index, *range(index), *range(index + 1, n)]
