@@ -7,8 +7,10 @@ and its family as categorical codes. Scoring all candidates of a batch of contac
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 
+import numba
 import numpy as np
 
 from nba.catalog import Catalog
@@ -27,7 +29,9 @@ available to catalog expressions (values, eligibility)."""
 MODEL_FEATURES: tuple[str, ...] = tuple(
     f for f in NUMERIC_FEATURE_NAMES if f not in NOT_POINT_IN_TIME
 )
-_MODEL_FEATURE_INDEX = np.array([NUMERIC_FEATURE_NAMES.index(f) for f in MODEL_FEATURES])
+_MODEL_FEATURE_INDEX = np.array(
+    [NUMERIC_FEATURE_NAMES.index(f) for f in MODEL_FEATURES], dtype=np.int64
+)
 
 MONOTONE_FAMILY = "installment_offer"
 MONOTONE_FEATURES: tuple[str, ...] = (
@@ -43,7 +47,7 @@ family these inputs move to their own columns (suffix ``__installment``) under a
 monotone constraint, and the shared columns are empty there; other families keep the
 shared columns, unconstrained (payment trouble rightly lowers a product offer's chances)."""
 MONOTONE_SUFFIX = "__installment"
-_MONOTONE_INDEX = np.array([MODEL_FEATURES.index(f) for f in MONOTONE_FEATURES])
+_MONOTONE_INDEX = np.array([MODEL_FEATURES.index(f) for f in MONOTONE_FEATURES], dtype=np.int64)
 
 MODEL_COLUMNS: tuple[str, ...] = (
     *MODEL_FEATURES,
@@ -107,6 +111,7 @@ def candidate_rows(
     catalog: Catalog,
     action_index: np.ndarray | None = None,
     contact_index: np.ndarray | None = None,
+    scratch: Scratch | None = None,
 ) -> np.ndarray:
     """Design matrix for contacts x actions.
 
@@ -123,6 +128,10 @@ def candidate_rows(
         every action for every contact, contact-major: row ``i * n_actions + j`` is contact
         ``i`` with action ``j``.
 
+    scratch
+        If given, the rows are written into its memory (overwritten by the next call with
+        the same scratch) instead of a new array.
+
     Returns
     -------
     numpy.ndarray
@@ -136,29 +145,94 @@ def candidate_rows(
         action_index = np.tile(np.arange(k), n)
     elif contact_index is None:
         contact_index = np.arange(n)
-    act = np.asarray(action_index).astype(int)
-    who = np.asarray(contact_index).astype(int)
-    fam = np.array([_FAMILY_CODE[a.family] for a in catalog.actions], dtype=float)
-    family = fam[act]
-    n_feat, n_own = len(MODEL_FEATURES), len(MONOTONE_FEATURES)
-    out = np.empty((act.size, len(MODEL_COLUMNS)))
-    out[:, :n_feat] = profile_x[:, _MODEL_FEATURE_INDEX][who]
-    own = out[:, n_feat : n_feat + n_own]
-    own[:] = np.nan
-    gated = np.flatnonzero(family == _FAMILY_CODE[MONOTONE_FAMILY])
-    if gated.size:
-        # Rows sorted by family (as ranking builds them) make the gated rows one slice.
-        rows = (
-            slice(int(gated[0]), int(gated[-1]) + 1)
-            if gated[-1] - gated[0] + 1 == gated.size
-            else gated
-        )
-        for q, col in enumerate(_MONOTONE_INDEX.tolist()):
-            own[rows, q] = out[rows, col]
-            out[rows, col] = np.nan
-    ctx = n_feat + n_own
-    out[:, ctx] = channels[who]
-    out[:, ctx + 1] = reasons[who]
-    out[:, ctx + 2] = act
-    out[:, ctx + 3] = family
+    act = np.asarray(action_index, dtype=np.int64)
+    who = np.asarray(contact_index, dtype=np.int64)
+    family = np.array([_FAMILY_CODE[a.family] for a in catalog.actions], dtype=np.int64)
+    shape = (act.size, len(MODEL_COLUMNS))
+    out = scratch.array(shape) if scratch is not None else np.empty(shape)
+    # One pass per row (no intermediate gathers, no strided column writes): batch scoring
+    # builds millions of rows, and two cores share them when there are many.
+    fill = _fill_rows_parallel if act.size >= _PARALLEL_ROWS else _fill_rows
+    inputs = (
+        np.ascontiguousarray(profile_x, dtype=np.float64),
+        np.ascontiguousarray(channels, dtype=np.float64),
+        np.ascontiguousarray(reasons, dtype=np.float64),
+        who,
+        act,
+        family,
+        _MODEL_FEATURE_INDEX,
+        _MONOTONE_INDEX,
+        _FAMILY_CODE[MONOTONE_FAMILY],
+    )
+    fill(inputs, out)
     return out
+
+
+_PARALLEL_ROWS = 20_000
+
+
+class Scratch(threading.local):
+    """Memory reused by one thread's calls (one per thread). Batch scoring builds a few
+    hundred MB of candidate rows per chunk: new memory costs the kernel a page fault per
+    page on first touch, seconds over a large base, and more when memory is fragmented."""
+
+    def __init__(self) -> None:
+        self._memory = np.empty(0)
+
+    def array(self, shape: tuple[int, int]) -> np.ndarray:
+        """A C-ordered float array of ``shape`` in this thread's memory (contents undefined)."""
+        size = shape[0] * shape[1]
+        if size > self._memory.size:
+            self._memory = np.empty(size + size // 4)  # headroom: chunks vary in size
+        return self._memory[:size].reshape(shape)
+
+
+@numba.njit(cache=True)
+def _fill_row(
+    r: int,
+    profile_x: np.ndarray,
+    channels: np.ndarray,
+    reasons: np.ndarray,
+    who: np.ndarray,
+    act: np.ndarray,
+    family: np.ndarray,
+    features: np.ndarray,
+    monotone: np.ndarray,
+    monotone_family: int,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled; tested through candidate_rows
+    i, a = who[r], act[r]
+    f = family[a]
+    n_feat, n_own = features.size, monotone.size
+    for j in range(n_feat):
+        out[r, j] = profile_x[i, features[j]]
+    for q in range(n_own):
+        if f == monotone_family:
+            # Payment trouble moves to the installment family's own (monotone) columns.
+            out[r, n_feat + q] = out[r, monotone[q]]
+            out[r, monotone[q]] = np.nan
+        else:
+            out[r, n_feat + q] = np.nan
+    ctx = n_feat + n_own
+    out[r, ctx] = channels[i]
+    out[r, ctx + 1] = reasons[i]
+    out[r, ctx + 2] = a
+    out[r, ctx + 3] = f
+
+
+# Two functions, not one jitted twice (see nba.policy.treeshap: numba's cache keys a
+# function by name and line). ``inputs``: _fill_row's arguments between ``r`` and ``out``.
+@numba.njit(cache=True)
+def _fill_rows(
+    inputs: tuple[np.ndarray | int, ...], out: np.ndarray
+) -> None:  # pragma: no cover - compiled; tested through candidate_rows
+    for r in range(out.shape[0]):
+        _fill_row(r, *inputs, out)  # type: ignore[arg-type, call-arg]  # numba typing
+
+
+@numba.njit(cache=True, parallel=True)
+def _fill_rows_parallel(
+    inputs: tuple[np.ndarray | int, ...], out: np.ndarray
+) -> None:  # pragma: no cover - compiled; tested through candidate_rows
+    for r in numba.prange(out.shape[0]):
+        _fill_row(r, *inputs, out)  # type: ignore[arg-type, call-arg]  # numba typing

@@ -21,10 +21,14 @@ from nba.policy.arbitration import (
     rule_text,
     screen,
 )
-from nba.policy.design import candidate_rows, channel_codes, reason_codes
+from nba.policy.design import Scratch, candidate_rows, channel_codes, reason_codes
 from nba.policy.explain import ReasonLists, reason_lists
 from nba.policy.response import ResponseModel
 from nba.vocabulary import FAMILIES
+
+_CANDIDATE_ROWS, _EXPLAINED_ROWS, _CONTRIBUTIONS = Scratch(), Scratch(), Scratch()
+"""Each thread's memory for the design rows of :meth:`Policy._candidate_scores`, and the
+ranked rows and their contributions in :meth:`Policy.rank` (reused: see ``Scratch``)."""
 
 PRIOR_REASON = "little evidence for this action yet: using its family's average rate"
 COLD_REASON = "new to us: no profile yet, so this uses the average acceptance rate"
@@ -156,7 +160,8 @@ class Policy:
         """Like :meth:`score`, but the model scores only the actions that pass the rules
         and have a positive value (the others are dropped whatever their propensity, and
         get NaN). Returns the scores, the candidates' design rows (sorted by family, so
-        each family model scores a slice) and each (contact, action)'s row in it (-1: none).
+        each family model scores a slice; in this thread's scratch memory, valid until its
+        next call) and each (contact, action)'s row in it (-1: none).
         """
         n, k = len(contacts), len(self.catalog.actions)
         feats = feature_arrays(contacts.profile_x)
@@ -174,6 +179,7 @@ class Policy:
             self.catalog,
             action_index=act,
             contact_index=who,
+            scratch=_CANDIDATE_ROWS,
         )
         p = np.full((n, k), np.nan)
         if who.size:
@@ -202,8 +208,12 @@ class Policy:
         # slice), then put the reasons back in ranking order.
         where = row[who[explained], act[explained]]
         by_row = np.argsort(where, kind="stable")
-        rows = x[where[by_row]]
-        found = reason_lists(self.model.contributions(rows), rows).take(np.argsort(by_row))
+        rows = _EXPLAINED_ROWS.array((where.size, x.shape[1]))
+        np.take(x, where[by_row], axis=0, out=rows, mode="clip")  # "raise" would buffer
+        contributions = self.model.contributions(
+            rows, out=_CONTRIBUTIONS.array((where.size, x.shape[1] + 1))
+        )
+        found = reason_lists(contributions, rows).take(np.argsort(by_row))
         reasons = _with_fixed_reasons(found, explained, cold)
         ranking = Ranking(
             who,

@@ -244,13 +244,27 @@ class ResponseModel:
                 out[idx] = p
         return out
 
-    def contributions(self, x: np.ndarray) -> np.ndarray:
+    def prepare(self) -> None:
+        """Compile every family model for TreeSHAP now (about a second for the demo model)
+        rather than on the first explanation: a server's first answer, a batch's first
+        chunk."""
+        self._check_fitted()
+        for m in self.models_.values():
+            m.tree_tables()
+
+    def contributions(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Per-feature contributions to the raw score, shape ``(n, n_columns + 1)`` (last
         column: the expected value): each family model's exact TreeSHAP values
         (:mod:`nba.policy.treeshap`, equal to ``pred_contrib``); zeros for rows answered by
-        the prior."""
+        the prior. Written into ``out`` (C-ordered, of that shape) if given."""
         self._check_fitted()
-        out = np.zeros((x.shape[0], len(MODEL_COLUMNS) + 1))
+        shape = (x.shape[0], len(MODEL_COLUMNS) + 1)
+        if out is None:
+            out = np.zeros(shape)
+        elif out.shape != shape or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-ordered array of shape {shape}, got {out.shape}")
+        else:
+            out.fill(0.0)
         for _code, m, rows in self._family_blocks(x):
             tables = m.tree_tables()
             part = x[rows]

@@ -150,6 +150,10 @@ def test_fast_reasons_equal_lightgbm_pred_contrib_and_top_reasons(world: dict[st
     for rows in (np.arange(x.shape[0]), order):
         fast = model.contributions(x[rows])
         np.testing.assert_allclose(fast, slow[rows], rtol=0, atol=1e-9)
+        # Into reused memory (batch scoring): prior rows must not keep the old contents.
+        buffer = np.full_like(fast, 7.0)
+        assert model.contributions(x[rows], out=buffer) is buffer
+        np.testing.assert_array_equal(buffer, fast)
         lists = reason_lists(fast, x[rows], k=3)
         for r in range(0, len(rows), 7):
             row = x[rows[r]]

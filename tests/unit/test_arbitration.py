@@ -25,8 +25,11 @@ class FixedModel:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return self.p[x[:, ACTION_COLUMN].astype(int)]
 
-    def contributions(self, x: np.ndarray) -> np.ndarray:
-        return np.zeros((x.shape[0], len(MODEL_COLUMNS) + 1))
+    def contributions(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        zeros = np.zeros((x.shape[0], len(MODEL_COLUMNS) + 1))
+        if out is not None:
+            out[:] = zeros
+        return zeros
 
     def uses_prior(self, action_index: int) -> bool:
         return False
