@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
@@ -108,11 +109,17 @@ def write_offline(profiles: pa.Table, settings: Settings | None = None) -> Path:
         profiles = profiles.set_column(
             idx, TIMESTAMP_FIELD, ts.cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
         )
-    # Sorted by customer, in modest row groups: batch scoring reads a customer range per
-    # chunk, and the row groups' statistics let it skip the rest of the file.
+    # In modest row groups, sorted by customer: batch scoring reads a customer range per
+    # chunk, and the row groups' statistics let it skip the rest of the file. The newest
+    # moment's profiles (the whole base "now") come first, in row groups of their own, so
+    # scoring the base skips every older profile too.
     profiles = profiles.sort_by([("customer_id", "ascending"), (TIMESTAMP_FIELD, "ascending")])
+    ts = profiles.column(TIMESTAMP_FIELD)
+    newest = pc.equal(ts, pc.max(ts)) if profiles.num_rows else pa.array([], pa.bool_())
     tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(profiles, tmp, compression="zstd", row_group_size=16_384)
+    with pq.ParquetWriter(tmp, profiles.schema, compression="zstd") as writer:
+        for block in (profiles.filter(newest), profiles.filter(pc.invert(newest))):
+            writer.write_table(block, row_group_size=16_384)
     tmp.replace(path)
     return path
 

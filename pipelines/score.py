@@ -23,6 +23,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -43,7 +44,7 @@ from nba.policy.design import profile_matrix
 from nba.policy.frames import RECOMMENDATIONS_SCHEMA, ranking_table
 from nba.policy.policy import Contacts, Policy
 from nba.profiles import NUMERIC_FEATURE_NAMES, RECENCY_HORIZON_DAYS, compute_profiles
-from nba.tracking import CHAMPION, ModelRef, resolve
+from nba.tracking import CHAMPION, MODEL_NAME, ModelRef, resolve
 from pipelines.features import latest_as_of, read_build_manifest
 
 DEFAULT_CHUNK = 50_000
@@ -125,9 +126,6 @@ def open_job(
     settings: Settings,
 ) -> ScoringJob:
     """Validate what the run reads, pick the profile source, load the model."""
-    import mlflow
-
-    ref = resolve(alias, settings)
     manifest = read_build_manifest(settings)
     fingerprint = dataset_fingerprint(data_dir) if Path(data_dir).is_dir() else ""
     built_from_this = manifest is not None and manifest.fingerprint == fingerprint
@@ -136,32 +134,34 @@ def open_job(
         contacts_file, Path(data_dir) / "contacts.parquet", Path(data_dir) / "contacts.csv"
     )
     read_offline = built_from_this and (contacts_file is None or own_contacts)
-    if read_offline:
-        # The interactions were validated when the profiles were built from them.
-        dataset = load_dataset(
-            data_dir, settings=settings, only=("customers", "contracts", "decisions", "contacts")
-        )
-    else:
-        dataset = load_dataset(data_dir, settings=settings)
-    try:
-        if contacts_file is not None:
-            if not own_contacts:
-                load_contacts_file(dataset, contacts_file)
-            contacts = dataset.con.sql("SELECT * FROM contacts").df()
-            source = f"file {Path(contacts_file).resolve()}"
+    # The model loads (mostly Python: imports, MLflow) while DuckDB reads the data.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        model = pool.submit(_open_model, alias, settings)
+        if read_offline:
+            # The interactions were validated when the profiles were built from them.
+            only = ("customers", "contracts", "decisions", "contacts")
+            dataset = load_dataset(data_dir, settings=settings, only=only)
+            # Every chunk reads the same file: parse its footer (large: 127 columns) once.
+            dataset.con.execute("SET parquet_metadata_cache = true")
         else:
-            now = manifest.as_of_latest if built_from_this and manifest else None
-            contacts = base_contacts(dataset, now)
-            source = "whole base"
-        contacts = contacts.sort_values(["customer_id", "timestamp", "contact_id"], kind="stable")
-        contacts = contacts.reset_index(drop=True)
-        _sorted_decisions(dataset)
-        model_path = mlflow.artifacts.download_artifacts(ref.uri)
-        pyfunc = mlflow.pyfunc.load_model(model_path)
-        policy: Policy = pyfunc.unwrap_python_model().policy
-    except BaseException:
-        dataset.close()
-        raise
+            dataset = load_dataset(data_dir, settings=settings)
+        try:
+            if contacts_file is not None:
+                if not own_contacts:
+                    load_contacts_file(dataset, contacts_file)
+                contacts = dataset.con.sql(
+                    "SELECT * FROM contacts ORDER BY customer_id, timestamp, contact_id"
+                ).df()
+                source = f"file {Path(contacts_file).resolve()}"
+            else:
+                now = manifest.as_of_latest if built_from_this and manifest else None
+                contacts = base_contacts(dataset, now)  # sorted by customer
+                source = "whole base"
+            _sorted_decisions(dataset)
+            ref, model_path, policy = model.result()
+        except BaseException:
+            dataset.close()
+            raise
     offline = settings.profiles_path if read_offline else None
     identity: dict[str, object] = {
         "model_version": ref.version,
@@ -173,6 +173,18 @@ def open_job(
         "profiles": "offline" if offline else "computed",
     }
     return ScoringJob(dataset, contacts, policy, ref, model_path, offline, identity)
+
+
+def _open_model(alias: str, settings: Settings) -> tuple[ModelRef, str, Policy]:
+    """The registered version behind ``alias``: its reference, local copy and policy."""
+    import mlflow
+
+    ref = resolve(alias, settings)
+    # Pinned to the resolved version, even if the alias moves meanwhile.
+    path = mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}/{ref.version}")
+    policy: Policy = mlflow.pyfunc.load_model(path).unwrap_python_model().policy
+    policy.model.prepare()
+    return ref, path, policy
 
 
 def _same_file(path: Path, *candidates: Path) -> bool:
@@ -198,16 +210,23 @@ def _sorted_decisions(dataset: Dataset) -> None:
 # --- one chunk ------------------------------------------------------------------------------
 
 
-def chunk_profiles(job: ScoringJob, chunk: pd.DataFrame) -> pd.DataFrame:
-    """Each contact's profile as of the contact, in the chunk's row order."""
-    con = job.dataset.con
-    keys = pa.table(
+def chunk_keys(chunk: pd.DataFrame) -> pa.Table:
+    """The chunk's (row, customer, moment) as an Arrow table for DuckDB joins."""
+    moment = pd.to_datetime(chunk["timestamp"])
+    if moment.dt.tz is not None:
+        moment = moment.dt.tz_convert(None)  # naive UTC, as the contract stores it
+    return pa.table(
         {
             "i": pa.array(np.arange(len(chunk)), pa.int64()),
-            "customer_id": pa.array(chunk["customer_id"].astype(str).tolist(), pa.string()),
-            "ts": pa.array(pd.to_datetime(chunk["timestamp"]).tolist(), pa.timestamp("us")),
+            "customer_id": pa.array(chunk["customer_id"].astype(str).to_numpy(), pa.string()),
+            "ts": pa.array(moment.to_numpy().astype("datetime64[us]"), pa.timestamp("us")),
         }
     )
+
+
+def chunk_profiles(job: ScoringJob, chunk: pd.DataFrame, keys: pa.Table) -> pd.DataFrame:
+    """Each contact's profile as of the contact, in the chunk's row order."""
+    con = job.dataset.con
     if job.offline_profiles is None:
         queries = keys.select(["customer_id", "ts"]).rename_columns(["customer_id", "as_of"])
         con.register("chunk_profiles", compute_profiles(con, queries))
@@ -218,9 +237,14 @@ def chunk_profiles(job: ScoringJob, chunk: pd.DataFrame) -> pd.DataFrame:
         lo, hi = (
             str(v).replace("'", "''") for v in (keys["customer_id"][0], keys["customer_id"][-1])
         )
-        source = (
-            f"(SELECT * FROM read_parquet('{path}') WHERE customer_id BETWEEN '{lo}' AND '{hi}')"
-        )
+        # Constant bounds on both keys let the Parquet reader skip row groups (the file is
+        # sorted by customer; a whole base is scored at one moment).
+        # (nba.feature_store.write_offline stores the moments as UTC TIMESTAMPTZ.)
+        first, last = pc.min_max(keys["ts"]).values()
+        source = f"""(SELECT * FROM read_parquet('{path}')
+            WHERE customer_id BETWEEN '{lo}' AND '{hi}'
+              AND event_timestamp BETWEEN '{first}+00'::TIMESTAMPTZ
+                                      AND '{last}+00'::TIMESTAMPTZ)"""
         moment = "CAST(p.event_timestamp AS TIMESTAMP)"
     con.register("chunk_keys", keys)
     try:
@@ -242,17 +266,10 @@ def chunk_profiles(job: ScoringJob, chunk: pd.DataFrame) -> pd.DataFrame:
     return table.drop_columns(["i", "found"]).to_pandas()
 
 
-def chunk_history(job: ScoringJob, chunk: pd.DataFrame) -> History:
+def chunk_history(job: ScoringJob, keys: pa.Table) -> History:
     """The past decisions (last 365 days, strictly before each contact) as the contact
     policy counts them; ages exactly as ``nba.inputs.history_for`` computes them."""
     con = job.dataset.con
-    keys = pa.table(
-        {
-            "i": pa.array(np.arange(len(chunk)), pa.int64()),
-            "customer_id": pa.array(chunk["customer_id"].astype(str).tolist(), pa.string()),
-            "ts": pa.array(pd.to_datetime(chunk["timestamp"]).tolist(), pa.timestamp("us")),
-        }
-    )
     lo, hi = (str(v).replace("'", "''") for v in (keys["customer_id"][0], keys["customer_id"][-1]))
     con.register("history_keys", keys)
     try:
@@ -291,7 +308,8 @@ def chunk_contacts(chunk: pd.DataFrame, profiles: pd.DataFrame, history: History
 
 def score_chunk(job: ScoringJob, chunk: pd.DataFrame, top_k: int) -> pa.Table:
     """Recommendations of one chunk of contacts."""
-    contacts = chunk_contacts(chunk, chunk_profiles(job, chunk), chunk_history(job, chunk))
+    keys = chunk_keys(chunk)
+    contacts = chunk_contacts(chunk, chunk_profiles(job, chunk, keys), chunk_history(job, keys))
     ranking, _ = job.policy.rank(contacts, top_k)
     return ranking_table(
         ranking, contacts.contact_id, contacts.customer_id, job.policy, job.ref.version
@@ -342,7 +360,7 @@ class Parts:
 
 
 def chunk_bounds(n: int, chunk_size: int) -> list[tuple[int, int]]:
-    return [(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)] or [(0, 0)]
+    return [(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)]
 
 
 def run_local(

@@ -35,6 +35,7 @@ from pipelines.score import (
     ScoringJob,
     chunk_bounds,
     chunk_history,
+    chunk_keys,
     chunk_profiles,
 )
 
@@ -44,11 +45,12 @@ CHUNK = "_chunk"
 
 def model_input(job: ScoringJob, chunk: pd.DataFrame) -> pd.DataFrame:
     """The pyfunc model's input for a chunk (``nba.policy.frames``), history as JSON."""
-    profiles = chunk_profiles(job, chunk).reset_index(drop=True)
+    keys = chunk_keys(chunk)
+    profiles = chunk_profiles(job, chunk, keys).reset_index(drop=True)
     frame = profiles.copy()
     for col in ("contact_id", "customer_id", "channel", "reason"):
         frame[col] = chunk[col].reset_index(drop=True)
-    frame["history"] = _history_json(chunk_history(job, chunk), len(chunk), job)
+    frame["history"] = _history_json(chunk_history(job, keys), len(chunk), job)
     frame = frame[list(INPUT_COLUMNS)]
     frame[POSITION] = np.arange(len(chunk), dtype=np.int64)
     return frame

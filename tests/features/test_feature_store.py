@@ -67,6 +67,28 @@ def _latest_offline(sample: int = 25) -> list[dict[str, Any]]:
     return latest.slice(0, sample).to_pylist()
 
 
+def test_offline_file_has_the_newest_profiles_first_in_their_own_row_groups(
+    sim_data: Path,
+) -> None:
+    """Batch scoring of the base reads only the newest profiles: they come first, each
+    block is sorted by customer, and row-group statistics tell the blocks apart."""
+    build_features(sim_data, register=False)
+    path = get_settings().profiles_path
+    table = pq.read_table(path)
+    ts = table.column("event_timestamp").to_numpy()
+    newest = ts == ts.max()
+    n_newest = int(newest.sum())
+    assert n_newest == 400  # one per customer
+    assert newest[:n_newest].all() and not newest[n_newest:].any()
+    ids = table.column("customer_id").to_numpy(zero_copy_only=False)
+    for block in (slice(0, n_newest), slice(n_newest, None)):
+        assert (ids[block][1:] >= ids[block][:-1]).all()
+    meta = pq.ParquetFile(path).metadata
+    column = table.schema.get_field_index("event_timestamp")
+    spans = [meta.row_group(g).column(column).statistics for g in range(meta.num_row_groups)]
+    assert spans[0].min == spans[0].max  # the first row group holds only the newest moment
+
+
 def test_build_registers_the_repo_and_online_equals_offline(sim_data: Path) -> None:
     report = build_features(sim_data)
     assert report.n_customers == 400

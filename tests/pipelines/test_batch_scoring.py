@@ -176,3 +176,16 @@ def test_a_contacts_file_with_bad_rows_is_rejected_naming_the_rows(
     assert "planned.csv" in result.stderr and message in result.stderr
     assert where in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("engine", ["local", "spark"])
+def test_an_empty_contacts_file_gives_an_empty_table(
+    world: Path, home: Path, tmp_path: Path, engine: str
+) -> None:
+    planned = tmp_path / "planned.csv"
+    planned.write_text("contact_id,customer_id,timestamp,channel,reason\n")
+    out = tmp_path / "r.parquet"
+    report = score(world, out, planned, engine="local" if engine == "local" else "spark")
+    assert (report.n_contacts, report.n_rows, report.chunks) == (0, 0, 0)
+    recs = pd.read_parquet(out)
+    assert recs.empty and "reasons" in recs.columns
