@@ -34,12 +34,14 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 # Debian packages the tests start for real: a Redis online store, a PostgreSQL decision
-# log and a Java runtime for Spark (local[2]). Installed with apt-get when missing.
+# log, a Java runtime for Spark (local[2]) and Chromium for the agent desk's browser test
+# (Playwright drives /usr/bin/chromium). Installed with apt-get when missing.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing$$missing (apt-get)"; \

@@ -13,21 +13,27 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi import Path as FastApiPath
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from nba.config import Settings, get_settings
 from serving.decision_log import DecisionLog, OutcomeRecord, OutcomeStatus
+from serving.desk import STATIC_DIR, example_customers, summarise
 from serving.engine import ModelNotReady, Recommender
 from serving.keys import verify
 from serving.metrics import Metrics
 from serving.schemas import (
+    IDENTIFIER_PATTERN,
+    CustomerExample,
+    CustomerSummary,
     OutcomeRequest,
     OutcomeResponse,
     Problem,
@@ -44,6 +50,8 @@ _ROUTES = (
     "/v1/recommendations",
     "/v1/outcomes",
     "/v1/decisions",
+    "/v1/customers",
+    "/desk",
     "/admin/reload",
     "/healthz",
     "/readyz",
@@ -343,6 +351,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(404, f"decision_id: unknown decision '{decision_id}'")
         result: dict[str, Any] = found
         return result
+
+    @app.get(
+        "/v1/customers/examples",
+        response_model=list[CustomerExample],
+        dependencies=[Depends(require("recommend"))],
+        tags=["agent desk"],
+    )
+    async def customer_examples() -> list[CustomerExample]:
+        """A few customers in typical situations (asked to cancel, missed payments, ...),
+        from the newest profiles: something to try the desk with."""
+        if "examples" not in state:
+            state["examples"] = await run_in_threadpool(example_customers, s.profiles_path)
+        examples: list[CustomerExample] = state["examples"]
+        return examples
+
+    @app.get(
+        "/v1/customers/{customer_id}",
+        response_model=CustomerSummary,
+        dependencies=[Depends(require("recommend"))],
+        responses={503: {"model": Problem, "description": "The online store is unavailable."}},
+        tags=["agent desk"],
+    )
+    async def customer_summary(
+        customer_id: Annotated[str, FastApiPath(pattern=IDENTIFIER_PATTERN, max_length=128)],
+    ) -> CustomerSummary:
+        """The customer at a glance, in plain words: tenure, products, recent contacts,
+        complaints, payment status, mood; ``known: false`` for a customer without a
+        profile."""
+        recommender: Recommender = state["recommender"]
+        if recommender.reader is None:
+            raise HTTPException(503, recommender.store_error or "feature store unavailable")
+        found = await recommender.reader.submit(customer_id)
+        row, as_of = found if found is not None else (None, None)
+        return summarise(customer_id, row, as_of)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/desk/")
+
+    # The agent desk: static files, no build step. The key is entered on the page.
+    app.mount("/desk", StaticFiles(directory=STATIC_DIR, html=True), name="desk")
 
     @app.post(
         "/admin/reload",

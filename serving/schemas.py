@@ -23,8 +23,9 @@ Reason = Literal[
 Outcome = Literal["accepted", "declined", "no_response"]
 
 # Ids as CRMs make them; anything else (spaces, quotes, control characters) is refused.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.:@/-]+$"
 Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/-]+$")
+    str, StringConstraints(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)
 ]
 
 
@@ -143,6 +144,32 @@ class OutcomeResponse(BaseModel):
     status: Literal["recorded", "duplicate"] = Field(
         description="'duplicate': this outcome was already recorded; nothing changed."
     )
+
+
+class CustomerSummary(BaseModel):
+    """The customer at a glance, in plain words (for the agent desk)."""
+
+    customer_id: str
+    known: bool = Field(description="False: no profile yet (a new or unknown customer).")
+    profile_as_of: datetime | None = None
+    tenure: str | None = None
+    products: list[str] = Field(default_factory=list, description="Active products.")
+    recent_contacts: list[str] = Field(
+        default_factory=list, description="Contacts in the last 30 days, by kind."
+    )
+    last_contact: str | None = None
+    complaints: str | None = None
+    payment_status: str | None = None
+    mood: str | None = None
+    email: str | None = None
+    attention: list[str] = Field(
+        default_factory=list, description="What the agent should keep in mind."
+    )
+
+
+class CustomerExample(BaseModel):
+    customer_id: str
+    why: str = Field(description="The situation the customer is in.")
 
 
 class Problem(BaseModel):

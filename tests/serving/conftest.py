@@ -4,9 +4,18 @@ redis-server). Each test gets its own decision log (and so its own API keys)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -124,3 +133,64 @@ def api(api_factory: ApiFactory, workspace: Workspace) -> Api:
 @pytest.fixture
 def sqlite_api(api_factory: ApiFactory, sqlite_workspace: Workspace) -> Api:
     return api_factory(sqlite_workspace)
+
+
+NBA = str(Path(sys.executable).with_name("nba"))
+
+
+def server_env(ws: Workspace, log_url: str) -> dict[str, str]:
+    """Environment of an `nba serve` process on ``ws`` with its own decision log."""
+    return {**os.environ, **ws.env, "NBA_DECISION_LOG_URL": log_url, "NBA_LOG_LEVEL": "warning"}
+
+
+def cli_key(env: dict[str, str], scopes: str) -> str:
+    """A key made by `nba keys create`, as an operator would."""
+    out = subprocess.run(
+        [NBA, "keys", "create", "--scopes", scopes],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1].split()[-1]  # last word of the last line
+
+
+@contextmanager
+def nba_server(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """`nba serve` as a real process on loopback, once it is ready; stopped afterwards."""
+    proc = subprocess.Popen(
+        [NBA, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz") as r:
+                    if r.status == 200:
+                        break
+            except (OSError, urllib.error.HTTPError):
+                pass
+            assert proc.poll() is None, "the server exited"
+            assert time.time() < deadline, "the server did not become ready"
+            time.sleep(0.2)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def post_json(port: int, path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
+    """POST ``body`` as JSON to a running server with an API key; the JSON answer."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "X-API-Key": key},
+        method="POST",
+    )
+    with urllib.request.urlopen(req) as r:
+        answer: dict[str, Any] = json.loads(r.read())
+        return answer

@@ -4,96 +4,37 @@ schemathesis run over the OpenAPI spec with no 5xx answer."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from serving.decision_log import DecisionLog
 from tests.conftest import free_port
-from tests.serving.conftest import Workspace
+from tests.serving.conftest import NBA, Workspace, cli_key, nba_server, post_json, server_env
 
 pytestmark = pytest.mark.slow
-NBA = str(Path(sys.executable).with_name("nba"))
-
-
-def _env(ws: Workspace, log_url: str) -> dict[str, str]:
-    return {**os.environ, **ws.env, "NBA_DECISION_LOG_URL": log_url, "NBA_LOG_LEVEL": "warning"}
-
-
-def _create_key(env: dict[str, str], scopes: str) -> str:
-    out = subprocess.run(
-        [NBA, "keys", "create", "--scopes", scopes],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip().splitlines()[-1].split()[-1]  # last word of the last line
-
-
-@contextmanager
-def _server(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [NBA, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz") as r:
-                    if r.status == 200:
-                        break
-            except (OSError, urllib.error.HTTPError):
-                pass
-            assert proc.poll() is None, "the server exited"
-            assert time.time() < deadline, "the server did not become ready"
-            time.sleep(0.2)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-
-def _post(port: int, path: str, body: dict[str, Any], key: str) -> dict[str, Any]:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "X-API-Key": key},
-        method="POST",
-    )
-    with urllib.request.urlopen(req) as r:
-        answer: dict[str, Any] = json.loads(r.read())
-        return answer
 
 
 def test_acknowledged_outcomes_survive_kill_9(sqlite_workspace: Workspace, tmp_path: Path) -> None:
     log_url = f"sqlite:///{tmp_path / 'decision_log.db'}"
-    env = _env(sqlite_workspace, log_url)
-    key = _create_key(env, "recommend,outcomes")
+    env = server_env(sqlite_workspace, log_url)
+    key = cli_key(env, "recommend,outcomes")
     assert key.startswith("nba_")
     port = free_port()
     acknowledged: list[tuple[str, str]] = []
-    with _server(env, port) as proc:
+    with nba_server(env, port) as proc:
         for cid in sqlite_workspace.customers[:40]:
-            a = _post(port, "/v1/recommendations", {"customer_id": cid, "channel": "chat"}, key)
+            body = {"customer_id": cid, "channel": "chat"}
+            a = post_json(port, "/v1/recommendations", body, key)
             if not a["recommendations"]:
                 continue
             action = a["recommendations"][0]["action_id"]
-            o = _post(
+            o = post_json(
                 port,
                 "/v1/outcomes",
                 {"decision_id": a["decision_id"], "action_id": action, "outcome": "declined"},
@@ -104,7 +45,7 @@ def test_acknowledged_outcomes_survive_kill_9(sqlite_workspace: Workspace, tmp_p
         proc.send_signal(signal.SIGKILL)  # no shutdown hook runs
         proc.wait(timeout=10)
     assert len(acknowledged) >= 10
-    with _server(env, port):
+    with nba_server(env, port):
         for decision_id, action in acknowledged:
             req = urllib.request.Request(
                 f"http://127.0.0.1:{port}/v1/decisions/{decision_id}", headers={"X-API-Key": key}
@@ -122,8 +63,8 @@ def test_acknowledged_outcomes_survive_kill_9(sqlite_workspace: Workspace, tmp_p
 def test_keys_from_the_cli_are_shown_once_scoped_and_revocable(
     sqlite_workspace: Workspace, tmp_path: Path
 ) -> None:
-    env = _env(sqlite_workspace, f"sqlite:///{tmp_path / 'log.db'}")
-    key = _create_key(env, "outcomes")
+    env = server_env(sqlite_workspace, f"sqlite:///{tmp_path / 'log.db'}")
+    key = cli_key(env, "outcomes")
     listed = subprocess.run([NBA, "keys", "list"], env=env, capture_output=True, text=True)
     key_id = key.split("_")[1]
     assert key_id in listed.stdout and key not in listed.stdout
@@ -136,16 +77,16 @@ def test_keys_from_the_cli_are_shown_once_scoped_and_revocable(
     assert bad.returncode == 2 and "root" in bad.stderr
     port = free_port()
     body = {"customer_id": sqlite_workspace.customers[0], "channel": "phone"}
-    with _server(env, port):
+    with nba_server(env, port):
         with pytest.raises(urllib.error.HTTPError) as forbidden:
-            _post(port, "/v1/recommendations", body, key)
+            post_json(port, "/v1/recommendations", body, key)
         assert forbidden.value.code == 403
         revoked = subprocess.run(
             [NBA, "keys", "revoke", key_id], env=env, capture_output=True, text=True
         )
         assert revoked.returncode == 0
         with pytest.raises(urllib.error.HTTPError) as gone:
-            _post(port, "/v1/outcomes", {"decision_id": "x", "action_id": "y"}, key)
+            post_json(port, "/v1/outcomes", {"decision_id": "x", "action_id": "y"}, key)
         assert gone.value.code == 401
     again = subprocess.run(
         [NBA, "keys", "revoke", key_id], env=env, capture_output=True, text=True
@@ -158,10 +99,10 @@ def test_no_request_the_spec_allows_gets_a_server_error(
 ) -> None:
     """schemathesis generates requests from the OpenAPI spec (valid and invalid bodies,
     every endpoint) against the live server; the only check is: never a 5xx."""
-    env = _env(sqlite_workspace, f"sqlite:///{tmp_path / 'log.db'}")
-    key = _create_key(env, "recommend,outcomes,admin")
+    env = server_env(sqlite_workspace, f"sqlite:///{tmp_path / 'log.db'}")
+    key = cli_key(env, "recommend,outcomes,admin")
     port = free_port()
-    with _server(env, port):
+    with nba_server(env, port):
         run = subprocess.run(
             [
                 str(Path(sys.executable).with_name("schemathesis")),

@@ -1,0 +1,114 @@
+"""What the agent desk page (``/desk``) needs besides the recommendations: a short
+summary of the customer in plain words, and a few example customers to pick from.
+
+The summary is read from the same online profile the recommendation uses and worded by
+the same sentence makers as the reasons (:func:`nba.policy.explain.sentence`), so the page
+never shows a raw feature name. The page itself is static (``serving/static/desk``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from nba.policy.explain import sentence
+from nba.vocabulary import INTERACTION_TYPES
+from serving.schemas import CustomerExample, CustomerSummary
+
+STATIC_DIR = Path(__file__).parent / "static" / "desk"
+
+# Contact types worth showing an agent (payments and logins are routine).
+_CONTACT_TYPES = [t for t in INTERACTION_TYPES if t not in ("payment", "login", "other")]
+
+
+def _number(row: dict[str, Any], name: str) -> float:
+    value = row.get(name)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def summarise(
+    customer_id: str, row: dict[str, Any] | None, as_of: datetime | None
+) -> CustomerSummary:
+    """The customer at a glance; ``row`` is the online profile (``None``: unknown)."""
+    if row is None:
+        return CustomerSummary(customer_id=customer_id, known=False)
+    recent = [
+        text
+        for t in _CONTACT_TYPES
+        if _number(row, f"n_{t}_30d") > 0 and (text := sentence(f"n_{t}_30d", row[f"n_{t}_30d"]))
+    ]
+    missed = _number(row, "n_missed_payment_90d")
+    if missed > 0:
+        payment = (
+            f"{sentence('n_missed_payment_90d', missed)}, "
+            f"{sentence('amount_missed_90d', _number(row, 'amount_missed_90d'))}"
+        )
+    else:
+        payment = "no missed payments in the last 3 months"
+    attention = []
+    if _number(row, "n_cancellation_request_90d") > 0:
+        attention.append("asked to cancel in the last 3 months")
+    if missed > 0:
+        attention.append("payment trouble")
+    if _number(row, "sentiment_mean_30d") < -0.2:
+        attention.append("unhappy lately")
+    # Product ids as the CRM spells them, made readable ("home_insurance": "home insurance").
+    products = [p.replace("_", " ") for p in str(row.get("active_products") or "").split(",") if p]
+    return CustomerSummary(
+        customer_id=customer_id,
+        known=True,
+        profile_as_of=as_of,
+        tenure=sentence("tenure_days", row.get("tenure_days")),
+        products=products,
+        recent_contacts=recent,
+        last_contact=sentence("days_since_interaction", row.get("days_since_interaction")),
+        complaints=(
+            f"{sentence('n_complaint_30d', _number(row, 'n_complaint_30d'))}; "
+            f"{sentence('n_complaint_90d', _number(row, 'n_complaint_90d'))}"
+        ),
+        payment_status=payment,
+        mood=sentence("sentiment_mean_30d", row.get("sentiment_mean_30d")),
+        email=sentence("email_known", _number(row, "email_known")),
+        attention=attention,
+    )
+
+
+# (why an agent would look at them, the profile column that says so)
+_EXAMPLE_KINDS = (
+    ("asked to cancel", "n_cancellation_request_30d"),
+    ("missed payments", "n_missed_payment_90d"),
+    ("complained recently", "n_complaint_30d"),
+    ("no e-mail address on file", "email_known"),
+)
+
+
+def example_customers(profiles_path: Path, per_kind: int = 2) -> list[CustomerExample]:
+    """A few customers in typical situations, from the newest offline profiles (the first
+    row group: ``write_offline`` puts the newest moment first); empty if there are none."""
+    if not profiles_path.is_file():
+        return []
+    columns = ["customer_id", "event_timestamp", *(c for _, c in _EXAMPLE_KINDS)]
+    file = pq.ParquetFile(profiles_path)
+    if file.metadata.num_row_groups == 0:
+        return []
+    table = file.read_row_group(0, columns=columns)
+    ts = table.column("event_timestamp")
+    table = table.filter(pc.equal(ts, pc.max(ts))).sort_by("customer_id")
+    chosen: list[CustomerExample] = []
+    seen: set[str] = set()
+    for why, column in _EXAMPLE_KINDS:
+        values = table.column(column)
+        mask = pc.equal(values, 0) if column == "email_known" else pc.greater(values, 0)
+        ids = table.filter(pc.fill_null(mask, False)).column("customer_id")
+        picked = [c for c in ids.to_pylist() if c not in seen][:per_kind]
+        seen.update(picked)
+        chosen += [CustomerExample(customer_id=c, why=why) for c in picked]
+    quiet = [c for c in table.slice(0, 200).column("customer_id").to_pylist() if c not in seen][
+        :per_kind
+    ]
+    chosen += [CustomerExample(customer_id=c, why="nothing special") for c in quiet]
+    return chosen
