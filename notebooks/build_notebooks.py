@@ -136,6 +136,124 @@ LEARNING_LOOP = [
         " 'lift', 'lift_low', 'lift_high', 'relative']].round(3)"),
 ]
 
+IMPACT_REVIEW = [
+    new_markdown_cell(
+        "# 03 · Impact review\n\n"
+        "For marketing: what did the NBA engine recommend, and what was it worth against the "
+        "control group? Three views: the **action mix** across the customer base, the "
+        "**lift** of the NBA's choices over the control group's (random sensible actions) per "
+        "action family and overall, and the **value by customer segment**. Every lift comes "
+        "with a 95% confidence interval (delta method): a lift whose interval includes 0 is "
+        "not established.\n\n"
+        "Here a month in production is simulated first, so the notebook runs anywhere. On "
+        "your own workspace set `NBA_HOME` to it (with `NBA_CONTROL_SHARE` > 0 on the API, "
+        "outcomes reported by the agents), set `DATA` to your dataset and skip the "
+        "simulation cell."),
+    new_code_cell(
+        "import os, tempfile\n"
+        "from pathlib import Path\n"
+        "import pandas as pd\n"
+        "os.environ.setdefault('NBA_HOME', tempfile.mkdtemp(prefix='nba-nb03-'))\n"
+        "HOME = Path(os.environ['NBA_HOME'])\n"
+        "DATA = HOME / 'data'\n"
+        "CUSTOMERS = int(os.environ.get('NB_CUSTOMERS', '10000'))\n"
+        "print('workspace', HOME)"),
+    new_markdown_cell(
+        "## A month in production (simulated)\n\n"
+        "A simulated customer world; the champion is trained on its history, then serves "
+        "four weeks of contacts as the API would: 20% of customers (stable by customer) in "
+        "the control group, 10% exploration, every outcome reported. This is "
+        "`nba simulate-loop --rounds 1 --control-share 0.2 --epsilon 0.1`."),
+    new_code_cell(
+        "from pipelines.loop import simulate_loop\n"
+        "loop = simulate_loop(1, DATA, customers=CUSTOMERS, epsilon=0.1, control_share=0.2)\n"
+        "print(f\"{loop.rounds[1].logged:,} decisions logged and answered\")"),
+    new_markdown_cell(
+        "## 1. Action mix\n\n"
+        "What the champion recommends first for every active customer today (`nba score` "
+        "on the whole base): retention gestures, installment offers, information requests, "
+        "product offers, or nothing at all."),
+    new_code_cell(
+        "from pipelines.score import score\n"
+        "scored = score(DATA, HOME / 'base-recommendations.parquet')\n"
+        "mix = scored.mix.groupby('family', as_index=False)[['contacts', 'share']].sum()\n"
+        "nothing = pd.DataFrame([{'family': '(nothing)', 'contacts': scored.n_without_action,"
+        " 'share': scored.n_without_action / scored.n_contacts}])\n"
+        "mix = pd.concat([mix.sort_values('contacts', ascending=False), nothing],"
+        " ignore_index=True)\n"
+        "print(f'{scored.n_contacts:,} active customers scored with model version '"
+        " f'{scored.model_version}')\n"
+        "mix.style.format({'contacts': '{:,}', 'share': '{:.1%}'})"),
+    new_code_cell(
+        "%matplotlib inline\n"
+        "import matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots(figsize=(7, 3))\n"
+        "ax.barh(mix['family'][::-1], mix['share'][::-1] * 100)\n"
+        "ax.set_xlabel('% of active customers (first recommendation)')\n"
+        "ax.set_title('Action mix across the base');"),
+    new_markdown_cell(
+        "## 2. Lift over the control group\n\n"
+        "Value per decision: the net value of the shown action if the customer accepted it, "
+        "else 0. Segments are the family of the action the NBA would choose (logged for "
+        "control customers too), so each row compares like with like. Also written as "
+        "Markdown, HTML and a chart, and logged to MLflow as an `impact` run."),
+    new_code_cell(
+        "from IPython.display import Image, display\n"
+        "impact = loop.impact\n"
+        "display(impact.table[['segment', 'n_nba', 'n_control', 'value_nba', 'value_control',"
+        " 'lift', 'lift_low', 'lift_high', 'relative']].round(2))\n"
+        "Image(filename=str(impact.files[2]))"),
+    new_markdown_cell(
+        "## 3. Value by customer segment\n\n"
+        "The same decisions, split by who the customer is: the CRM segment and how long "
+        "they have been a customer. Where is choosing well worth most?"),
+    new_code_cell(
+        "from nba.config import get_settings\n"
+        "from nba.impact import lift_table\n"
+        "from nba.tracking import CHAMPION, load_policy, resolve\n"
+        "from pipelines.impact import impact_frame\n"
+        "from serving.decision_log import DecisionLog\n"
+        "log = DecisionLog(get_settings().decision_log)\n"
+        "frame, _ = impact_frame(log, load_policy(resolve(CHAMPION)).catalog)\n"
+        "log.close()\n"
+        "customers = pd.read_parquet(DATA / 'customers.parquet')\n"
+        "newest = pd.Timestamp(pd.read_parquet(DATA / 'contacts.parquet')['timestamp'].max())\n"
+        "years = (newest - customers['signup_date']).dt.days / 365.25\n"
+        "customers['tenure'] = pd.cut(years, [-1, 1, 3, 100],"
+        " labels=['under 1 year', '1-3 years', 'over 3 years'])\n"
+        "decisions = frame.merge(customers[['customer_id', 'segment', 'tenure']],"
+        " on='customer_id', how='left', suffixes=('_family', ''))\n"
+        "by_segment = lift_table(decisions[['arm', 'segment', 'value']])\n"
+        "by_tenure = lift_table(decisions[['arm', 'tenure', 'value']]"
+        ".rename(columns={'tenure': 'segment'}).astype({'segment': str}))\n"
+        "columns = ['segment', 'n_nba', 'n_control', 'value_nba', 'value_control', 'lift',"
+        " 'lift_low', 'lift_high']\n"
+        "display(by_segment[columns].round(2))\n"
+        "by_tenure[columns].round(2)"),
+    new_code_cell(
+        "fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), sharex=True)\n"
+        "for ax, table, title in ((axes[0], by_segment, 'CRM segment'),"
+        " (axes[1], by_tenure, 'tenure')):\n"
+        "    t = table[table['segment'] != 'overall']\n"
+        "    err = [t['lift'] - t['lift_low'], t['lift_high'] - t['lift']]\n"
+        "    ax.barh(t['segment'], t['lift'], xerr=err, capsize=4)\n"
+        "    ax.axvline(0, c='k', lw=0.8)\n"
+        "    ax.set_title(f'Lift per decision by {title} (95% interval)')\n"
+        "axes[0].set_xlabel('value per decision, NBA - control')\n"
+        "axes[1].set_xlabel('value per decision, NBA - control')\n"
+        "fig.tight_layout()"),
+    new_markdown_cell(
+        "## Reading it\n\n"
+        "- **Lift** is what choosing with the NBA earned per decision over a random sensible "
+        "action; **relative** is the same as a share of the control group's value.\n"
+        "- A segment with few control decisions has a wide interval: widen the control "
+        "group (`NBA_CONTROL_SHARE`) or wait for more decisions before concluding.\n"
+        "- The values are the net values the catalog's expressions give an accepted action, "
+        "not booked revenue.\n"
+        "- To see which model made these decisions and how it was evaluated, open MLflow "
+        "(`nba ui`; walk-through in `docs/mlflow_review.md`)."),
+]
+
 
 def main() -> None:
     meta = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
@@ -145,6 +263,9 @@ def main() -> None:
     )
     nbformat.write(
         new_notebook(cells=LEARNING_LOOP, metadata=meta), HERE / "02-learning-loop.ipynb"
+    )
+    nbformat.write(
+        new_notebook(cells=IMPACT_REVIEW, metadata=meta), HERE / "03-impact-review.ipynb"
     )
 
 

@@ -39,11 +39,13 @@ class ImpactReport:
 def impact_frame(
     log: DecisionLog, catalog: Catalog, since: datetime | None = None
 ) -> tuple[pd.DataFrame, int]:
-    """One row per answered decision with an outcome for its shown action: ``arm``,
-    ``segment`` and ``value``. Returns it and the number of answers without an outcome."""
+    """One row per answered decision with an outcome for its shown action:
+    ``decision_id``, ``customer_id``, ``arm``, ``segment`` (family of the NBA's choice) and
+    ``value``. Returns it and the number of answers without an outcome."""
     params = (to_text(since),) if since else ()
     rows = log.query(
-        "SELECT decision_id, arm, ranking FROM served" + (" WHERE timestamp > ?" if since else ""),
+        "SELECT decision_id, customer_id, arm, ranking FROM served"
+        + (" WHERE timestamp > ?" if since else ""),
         params,
     )
     # An outcome's presented_at is its decision's timestamp: the same window.
@@ -57,7 +59,7 @@ def impact_frame(
     }
     family = catalog.family_of
     records, unreported = [], 0
-    for decision_id, arm, ranking in rows:
+    for decision_id, customer_id, arm, ranking in rows:
         shown = json.loads(ranking)
         if not shown:
             continue
@@ -69,8 +71,9 @@ def impact_frame(
         nba_top = next((r for r in shown if r.get("policy_rank") == 1), None)
         segment = family.get(nba_top["action_id"], "unknown") if nba_top else "unknown"
         value = float(top.get("value") or 0.0) if outcome == "accepted" else 0.0
-        records.append((arm, segment, value))
-    return pd.DataFrame(records, columns=["arm", "segment", "value"]), unreported
+        records.append((decision_id, customer_id, arm, segment, value))
+    columns = ["decision_id", "customer_id", "arm", "segment", "value"]
+    return pd.DataFrame(records, columns=columns), unreported
 
 
 def impact_report(

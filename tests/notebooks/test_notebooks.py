@@ -40,6 +40,23 @@ def test_learning_loop_notebook_executes(nba_home: Path, monkeypatch: pytest.Mon
     assert str(nba_home) in text
 
 
+def test_impact_review_notebook_executes(
+    nba_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NB_CUSTOMERS", "2000")
+    nb = nbformat.read(NOTEBOOKS / "03-impact-review.ipynb", as_version=4)
+    NotebookClient(nb, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     + str(o.get("data", {}).get("text/html", "")) for o in outputs)
+    assert "(nothing)" in text and "active customers scored" in text  # the action mix
+    assert "overall" in text and "lift_low" in text  # the lift tables
+    assert "over 3 years" in text or "1-3 years" in text  # value by tenure
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # mix, lift, segments
+    assert str(nba_home) in text
+
+
 def test_notebooks_are_current() -> None:
     """The committed .ipynb files match their sources in build_notebooks.py."""
     import importlib.util
@@ -51,6 +68,7 @@ def test_notebooks_are_current() -> None:
     for name, cells in (
         ("01-profiles-and-models.ipynb", module.PROFILES_AND_MODELS),
         ("02-learning-loop.ipynb", module.LEARNING_LOOP),
+        ("03-impact-review.ipynb", module.IMPACT_REVIEW),
     ):
         committed = nbformat.read(NOTEBOOKS / name, as_version=4)
         assert [c.source for c in committed.cells] == [c.source for c in cells], name
