@@ -291,6 +291,9 @@ def simulate_loop_cmd(
         typer.Option(help="Where the simulated world goes [default: NBA_HOME/loop-data]."),
     ] = None,
     customers: Annotated[int, typer.Option(min=100, help="Simulated customers.")] = 25_000,
+    months: Annotated[
+        int, typer.Option(min=2, help="Months of random-policy history round 0 learns from.")
+    ] = 12,
     weeks_per_round: Annotated[
         int, typer.Option(min=1, help="Held-out weeks of contacts served per round.")
     ] = 4,
@@ -313,6 +316,7 @@ def simulate_loop_cmd(
             rounds,
             target,
             customers=customers,
+            months=months,
             weeks_per_round=weeks_per_round,
             epsilon=epsilon,
             control_share=control_share,
@@ -666,9 +670,11 @@ def demo(
         _print_score(base)
     console.rule(f"demo finished in {time.perf_counter() - started:.0f} s")
     console.print(
-        "next: serve it to agent desktops (see README, 'The real-time API'):\n"
-        "  .venv/bin/nba keys create --scopes recommend,outcomes\n"
-        "  .venv/bin/nba serve --port 8000    # then http://127.0.0.1:8000/docs"
+        "next: try it as an agent would (see README, 'The agent desk'):\n"
+        "  .venv/bin/nba keys create --scopes recommend,outcomes   # copy the key it prints\n"
+        "  .venv/bin/nba serve --port 8000\n"
+        "  then open http://127.0.0.1:8000/desk/ in a browser and paste the key\n"
+        "  (the API's reference: http://127.0.0.1:8000/docs)"
     )
 
 
