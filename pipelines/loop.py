@@ -88,11 +88,14 @@ class LoopReport:
         return pd.DataFrame([asdict(r) for r in self.rounds])
 
 
-def loop_world(customers: int, rounds: int, weeks_per_round: int, seed: int) -> SimulationConfig:
-    """The default world (12 months) with a random logging policy and one held-out slice
-    of ``weeks_per_round`` weeks per round."""
+def loop_world(
+    customers: int, rounds: int, weeks_per_round: int, seed: int, months: int = 12
+) -> SimulationConfig:
+    """The default world (12 months of history) with a random logging policy and one
+    held-out slice of ``weeks_per_round`` weeks per round."""
     return SimulationConfig(
         customers=customers,
+        months=months,
         seed=seed,
         exploration=1.0,
         holdout_weeks=rounds * weeks_per_round,
@@ -185,6 +188,7 @@ def simulate_loop(
     settings: Settings | None = None,
     *,
     customers: int = 25_000,
+    months: int = 12,
     weeks_per_round: int = 4,
     epsilon: float = 0.3,
     control_share: float = 0.1,
@@ -201,7 +205,7 @@ def simulate_loop(
         raise NBAError(f"--rounds must be at least 1, got {rounds}")
     s = settings or get_settings()
     say = step or (lambda _m: None)
-    config = loop_world(customers, rounds + 1, weeks_per_round, seed)
+    config = loop_world(customers, rounds + 1, weeks_per_round, seed, months)
     config.validate()
     say(f"simulating {customers:,} customers with a random logging policy")
     run_simulation(config, out)
