@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,10 @@ def desk(sqlite_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) 
         yield {"port": port, "key": key, "customer": chosen}
 
 
-@pytest.fixture
-def page(desk: dict[str, Any]) -> Iterator[Any]:
+@contextmanager
+def _desk_page(port: int, key: str) -> Iterator[Any]:
+    """The desk in a fresh headless Chromium tab at 1280x800, key entered; fails the test
+    on any JavaScript error."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -64,13 +67,19 @@ def page(desk: dict[str, Any]) -> Iterator[Any]:
         pg.set_default_timeout(20_000)
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.goto(f"http://127.0.0.1:{desk['port']}/")  # redirects to /desk/
+        pg.goto(f"http://127.0.0.1:{port}/")  # redirects to /desk/
         # No key yet: the page asks for one, once for the tab.
-        pg.get_by_label("Key", exact=True).fill(desk["key"])
+        pg.get_by_label("Key", exact=True).fill(key)
         pg.get_by_role("button", name="Save").click()
         yield pg
         assert errors == [], f"JavaScript errors on the page: {errors}"
         browser.close()
+
+
+@pytest.fixture
+def page(desk: dict[str, Any]) -> Iterator[Any]:
+    with _desk_page(desk["port"], desk["key"]) as pg:
+        yield pg
 
 
 def _look_up(pg: Any, customer: str) -> None:
@@ -123,3 +132,20 @@ def test_an_unknown_customer_gets_a_clear_banner(page: Any) -> None:
     _look_up(page, "NOBODY-1")
     expect(page.locator("#banner")).to_contain_text("New or unknown customer")
     expect(page.locator("#ranked > li").first).to_be_visible()  # general suggestions
+
+
+def test_a_degraded_answer_gets_a_clear_banner(
+    sqlite_workspace: Workspace, tmp_path: Path
+) -> None:
+    """A server whose online-store budget is too short to read any profile: every answer
+    is degraded, and the page says so instead of pretending."""
+    from playwright.sync_api import expect
+
+    env = server_env(sqlite_workspace, f"sqlite:///{tmp_path / 'log.db'}")
+    env["NBA_FEATURE_BUDGET_MS"] = "0.001"
+    key = cli_key(env, "recommend,outcomes")
+    port = free_port()
+    with nba_server(env, port), _desk_page(port, key) as pg:
+        _look_up(pg, sqlite_workspace.customers[0])
+        expect(pg.locator("#banner")).to_contain_text("Limited answer")
+        expect(pg.locator("#ranked > li").first).to_be_visible()  # still an answer
