@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, NoReturn
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -34,7 +33,7 @@ from nba.ope import Bootstrap
 from nba.simulate import SimulationConfig
 from pipelines.evaluate import DEFAULT_SHARE, Comparison
 from pipelines.features import FeatureBuildReport, build_features
-from pipelines.impact import ImpactReport
+from pipelines.impact import ImpactReport, format_lift, format_relative, format_value
 from pipelines.score import DEFAULT_CHUNK, ScoreReport, score
 from pipelines.simulate import run_simulation
 from pipelines.train import TrainReport, train
@@ -330,6 +329,7 @@ def simulate_loop_cmd(
         "challenger",
         "promoted",
         "normalised value",
+        "challenger's value",
         "value/contact",
         "logged",
         "DR gain [low]",
@@ -343,6 +343,9 @@ def simulate_loop_cmd(
             r.challenger or "",
             "" if r.promoted is None else ("yes" if r.promoted else "no"),
             f"{r.normalised_value:.3f}",
+            ""
+            if r.challenger_normalised_value is None
+            else f"{r.challenger_normalised_value:.3f}",
             f"{r.value_per_contact:.2f}",
             f"{r.logged:,}",
             "" if r.gain_dr is None else f"{r.gain_dr:+.2f} [{r.gain_dr_low:+.2f}]",
@@ -386,15 +389,10 @@ def _print_impact(report: ImpactReport) -> None:
     ):
         table.add_column(col, justify="left" if col == "segment" else "right")  # fmt: skip
     for _, r in report.table.iterrows():
-        relative = (
-            "n/a"
-            if pd.isna(r["relative"])
-            else f"{r['relative']:+.1%} [{r['relative_low']:+.1%}, {r['relative_high']:+.1%}]"
-        )
         table.add_row(
             str(r["segment"]), f"{r['n_nba']:,}", f"{r['n_control']:,}",
-            f"{r['value_nba']:.2f}", f"{r['value_control']:.2f}",
-            f"{r['lift']:+.2f} [{r['lift_low']:+.2f}, {r['lift_high']:+.2f}]", relative,
+            format_value(r["value_nba"]), format_value(r["value_control"]),
+            format_lift(r), format_relative(r),
         )  # fmt: skip
     console.print(table)
     console.print(

@@ -136,7 +136,20 @@ def impact_report(
     return ImpactReport(table, len(frame), unreported, markdown, files, run_id)
 
 
-def _fmt_rel(row: pd.Series) -> str:
+def format_value(value: float) -> str:
+    """A value per decision, or "n/a" for an arm without decisions."""
+    return "n/a" if pd.isna(value) else f"{value:.2f}"
+
+
+def format_lift(row: pd.Series) -> str:
+    """``+1.23 [+0.45, +2.01]``; "n/a" for a segment without decisions in both arms."""
+    if pd.isna(row["lift"]):
+        return "n/a (no decisions in one arm)"
+    return f"{row['lift']:+.2f} [{row['lift_low']:+.2f}, {row['lift_high']:+.2f}]"
+
+
+def format_relative(row: pd.Series) -> str:
+    """The relative lift as ``+12.3% [+4.5%, +20.1%]``, or "n/a"."""
     if pd.isna(row["relative"]):
         return "n/a"
     return f"{row['relative']:+.1%} [{row['relative_low']:+.1%}, {row['relative_high']:+.1%}]"
@@ -157,9 +170,9 @@ def _markdown(table: pd.DataFrame, n: int, unreported: int) -> str:
     ]
     for _, r in table.iterrows():
         lines.append(
-            f"| {r['segment']} | {r['n_nba']:,} | {r['n_control']:,} | {r['value_nba']:.2f} "
-            f"| {r['value_control']:.2f} | {r['lift']:+.2f} [{r['lift_low']:+.2f}, "
-            f"{r['lift_high']:+.2f}] | {_fmt_rel(r)} |"
+            f"| {r['segment']} | {r['n_nba']:,} | {r['n_control']:,} "
+            f"| {format_value(r['value_nba'])} | {format_value(r['value_control'])} "
+            f"| {format_lift(r)} | {format_relative(r)} |"
         )
     return "\n".join(lines) + "\n\n![lift per segment](lift.png)\n"
 
@@ -171,10 +184,9 @@ def _html(table: pd.DataFrame, n: int, unreported: int) -> str:
     body = "".join(
         "<tr>"
         f"<td>{html.escape(str(r['segment']))}</td><td>{r['n_nba']:,}</td>"
-        f"<td>{r['n_control']:,}</td><td>{r['value_nba']:.2f}</td>"
-        f"<td>{r['value_control']:.2f}</td>"
-        f"<td>{r['lift']:+.2f} [{r['lift_low']:+.2f}, {r['lift_high']:+.2f}]</td>"
-        f"<td>{html.escape(_fmt_rel(r))}</td></tr>"
+        f"<td>{r['n_control']:,}</td><td>{format_value(r['value_nba'])}</td>"
+        f"<td>{format_value(r['value_control'])}</td>"
+        f"<td>{html.escape(format_lift(r))}</td><td>{html.escape(format_relative(r))}</td></tr>"
         for _, r in table.iterrows()
     )
     return (

@@ -45,3 +45,23 @@ def test_point_estimates_and_the_table() -> None:
 def test_too_few_decisions_give_no_interval() -> None:
     r = lift("rare", np.array([5.0]), np.array([1.0, 2.0]))
     assert r.lift == pytest.approx(3.5) and np.isnan(r.lift_low) and np.isnan(r.relative)
+
+
+def test_a_segment_without_control_decisions_reads_n_a() -> None:
+    """A family the NBA chose for a few customers of which none was in the control group
+    has no lift: the report says so rather than printing nan."""
+    from pipelines.impact import _markdown, format_lift, format_relative, format_value
+
+    frame = pd.DataFrame(
+        {
+            "arm": ["nba", "nba", "control", "control", "nba"],
+            "segment": ["retention", "retention", "retention", "retention", "information"],
+            "value": [10.0, 20.0, 5.0, 7.0, 5.0],
+        }
+    )
+    table = lift_table(frame).set_index("segment", drop=False)
+    rare = table.loc["information"]
+    assert format_lift(rare) == "n/a (no decisions in one arm)"
+    assert format_relative(rare) == "n/a" and format_value(rare["value_control"]) == "n/a"
+    assert format_lift(table.loc["retention"]).startswith("+9.00 [")
+    assert "nan" not in _markdown(table.reset_index(drop=True), 5, 0)
