@@ -57,6 +57,7 @@ _ROUTES = (
     "/readyz",
     "/metrics",
 )
+SUMMARY_WAIT = 2.0  # seconds a customer summary may wait for the online store
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
@@ -361,7 +362,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def customer_examples() -> list[CustomerExample]:
         """A few customers in typical situations (asked to cancel, missed payments, ...),
         from the newest profiles: something to try the desk with."""
-        if "examples" not in state:
+        if not state.get("examples"):  # none yet: look again (features built later)
             state["examples"] = await run_in_threadpool(example_customers, s.profiles_path)
         examples: list[CustomerExample] = state["examples"]
         return examples
@@ -382,7 +383,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         recommender: Recommender = state["recommender"]
         if recommender.reader is None:
             raise HTTPException(503, recommender.store_error or "feature store unavailable")
-        found = await recommender.reader.submit(customer_id)
+        try:
+            # Not on the recommendation's tight budget, but never hung on a stuck store.
+            found = await asyncio.wait_for(recommender.reader.submit(customer_id), SUMMARY_WAIT)
+        except TimeoutError:
+            raise HTTPException(503, f"online store slower than {SUMMARY_WAIT:g} s") from None
+        except Exception as exc:
+            raise HTTPException(503, f"online store read failed: {exc}") from None
         row, as_of = found if found is not None else (None, None)
         return summarise(customer_id, row, as_of)
 

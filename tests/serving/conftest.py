@@ -194,3 +194,13 @@ def post_json(port: int, path: str, body: dict[str, Any], key: str) -> dict[str,
     with urllib.request.urlopen(req) as r:
         answer: dict[str, Any] = json.loads(r.read())
         return answer
+
+
+def break_online_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every online-store read fails with ``ConnectionError("store down")``."""
+    from serving.online import OnlineProfiles
+
+    def down(self: OnlineProfiles, ids: list[str]) -> list[Any]:
+        raise ConnectionError("store down")
+
+    monkeypatch.setattr(OnlineProfiles, "read_many", down)

@@ -28,7 +28,7 @@ from serving.keys import revoke_key
 from serving.metrics import Metrics
 from serving.online import OnlineProfiles
 from serving.schemas import RecommendationRequest
-from tests.serving.conftest import Api, ApiFactory, Workspace
+from tests.serving.conftest import Api, ApiFactory, Workspace, break_online_store
 
 pytestmark = pytest.mark.slow
 
@@ -268,10 +268,7 @@ def _default_ranking(api: Api, customer_id: str) -> list[str]:
 def test_a_failing_online_store_degrades_the_answer_instead_of_failing_it(
     api_factory: ApiFactory, sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def down(self: OnlineProfiles, ids: list[str]) -> list[Any]:
-        raise ConnectionError("store down")
-
-    monkeypatch.setattr(OnlineProfiles, "read_many", down)
+    break_online_store(monkeypatch)
     api = api_factory(sqlite_workspace)
     cid = sqlite_workspace.customers[3]
     a = api.recommend(cid)

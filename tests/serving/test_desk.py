@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from serving.desk import summarise
-from tests.serving.conftest import Api
+from tests.serving.conftest import Api, ApiFactory, Workspace, break_online_store
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +49,15 @@ def test_summary_needs_a_key_and_a_valid_id(sqlite_api: Api) -> None:
     assert api.client.get(f"/v1/customers/{api.workspace.customers[0]}").status_code == 401
     r = api.client.get("/v1/customers/bad%20id", headers=api.headers("recommend"))
     assert r.status_code == 422 and "customer_id" in r.json()["detail"]
+
+
+def test_summary_when_the_online_store_fails_is_a_clear_503(
+    api_factory: ApiFactory, sqlite_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    break_online_store(monkeypatch)
+    api = api_factory(sqlite_workspace)
+    r = api.client.get(f"/v1/customers/{sqlite_workspace.customers[0]}", headers=api.headers())
+    assert r.status_code == 503 and "online store read failed: store down" in r.json()["detail"]
 
 
 def test_example_customers_are_in_the_situation_they_are_listed_for(sqlite_api: Api) -> None:
