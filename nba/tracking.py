@@ -50,6 +50,12 @@ class ModelRef:
     version: str
     alias: str | None
 
+    @property
+    def pinned_uri(self) -> str:
+        """The URI of this very version: loading by it is not affected by the alias moving
+        between :func:`resolve` and the load."""
+        return f"models:/{MODEL_NAME}/{self.version}"
+
 
 def resolve(alias: str = CHAMPION, settings: Settings | None = None) -> ModelRef:
     """The registered version behind ``alias``; a clear error if there is none."""
@@ -72,7 +78,7 @@ def load_policy(ref: ModelRef) -> Policy:
     even if its alias moves meanwhile): what the API and ``nba score`` run."""
     import mlflow
 
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{ref.version}")
+    model = mlflow.pyfunc.load_model(ref.pinned_uri)
     policy: Policy = model.unwrap_python_model().policy
     return policy
 

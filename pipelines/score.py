@@ -44,7 +44,7 @@ from nba.policy.design import profile_matrix
 from nba.policy.frames import RECOMMENDATIONS_SCHEMA, ranking_table
 from nba.policy.policy import Contacts, Policy
 from nba.profiles import NUMERIC_FEATURE_NAMES, RECENCY_HORIZON_DAYS, compute_profiles
-from nba.tracking import CHAMPION, MODEL_NAME, ModelRef, resolve
+from nba.tracking import CHAMPION, ModelRef, resolve
 from pipelines.features import latest_as_of, read_build_manifest
 
 DEFAULT_CHUNK = 50_000
@@ -180,8 +180,7 @@ def _open_model(alias: str, settings: Settings) -> tuple[ModelRef, str, Policy]:
     import mlflow
 
     ref = resolve(alias, settings)
-    # Pinned to the resolved version, even if the alias moves meanwhile.
-    path = mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}/{ref.version}")
+    path = mlflow.artifacts.download_artifacts(ref.pinned_uri)
     policy: Policy = mlflow.pyfunc.load_model(path).unwrap_python_model().policy
     policy.model.prepare()
     return ref, path, policy

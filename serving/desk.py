@@ -38,8 +38,8 @@ def summarise(
         return CustomerSummary(customer_id=customer_id, known=False)
     recent = [
         text
-        for t in _CONTACT_TYPES
-        if _number(row, f"n_{t}_30d") > 0 and (text := sentence(f"n_{t}_30d", row[f"n_{t}_30d"]))
+        for name in (f"n_{t}_30d" for t in _CONTACT_TYPES)
+        if _number(row, name) > 0 and (text := sentence(name, _number(row, name)))
     ]
     missed = _number(row, "n_missed_payment_90d")
     if missed > 0:
@@ -77,12 +77,13 @@ def summarise(
     )
 
 
-# (why an agent would look at them, the profile column that says so)
+# (why an agent would look at them, the profile column that says so, and its value there:
+# above 0, or exactly 0)
 _EXAMPLE_KINDS = (
-    ("asked to cancel", "n_cancellation_request_30d"),
-    ("missed payments", "n_missed_payment_90d"),
-    ("complained recently", "n_complaint_30d"),
-    ("no e-mail address on file", "email_known"),
+    ("asked to cancel", "n_cancellation_request_30d", pc.greater),
+    ("missed payments", "n_missed_payment_90d", pc.greater),
+    ("complained recently", "n_complaint_30d", pc.greater),
+    ("no e-mail address on file", "email_known", pc.equal),
 )
 
 
@@ -91,7 +92,7 @@ def example_customers(profiles_path: Path, per_kind: int = 2) -> list[CustomerEx
     row group: ``write_offline`` puts the newest moment first); empty if there are none."""
     if not profiles_path.is_file():
         return []
-    columns = ["customer_id", "event_timestamp", *(c for _, c in _EXAMPLE_KINDS)]
+    columns = ["customer_id", "event_timestamp", *(c for _, c, _ in _EXAMPLE_KINDS)]
     file = pq.ParquetFile(profiles_path)
     if file.metadata.num_row_groups == 0:
         return []
@@ -100,15 +101,12 @@ def example_customers(profiles_path: Path, per_kind: int = 2) -> list[CustomerEx
     table = table.filter(pc.equal(ts, pc.max(ts))).sort_by("customer_id")
     chosen: list[CustomerExample] = []
     seen: set[str] = set()
-    for why, column in _EXAMPLE_KINDS:
-        values = table.column(column)
-        mask = pc.equal(values, 0) if column == "email_known" else pc.greater(values, 0)
-        ids = table.filter(pc.fill_null(mask, False)).column("customer_id")
+    for why, column, compare in _EXAMPLE_KINDS:
+        mask = pc.fill_null(compare(table.column(column), 0), False)
+        ids = table.filter(mask).column("customer_id")
         picked = [c for c in ids.to_pylist() if c not in seen][:per_kind]
         seen.update(picked)
         chosen += [CustomerExample(customer_id=c, why=why) for c in picked]
-    quiet = [c for c in table.slice(0, 200).column("customer_id").to_pylist() if c not in seen][
-        :per_kind
-    ]
+    quiet = [c for c in table.column("customer_id").to_pylist() if c not in seen][:per_kind]
     chosen += [CustomerExample(customer_id=c, why="nothing special") for c in quiet]
     return chosen

@@ -33,7 +33,7 @@ from nba.policy.arbitration import History
 from nba.policy.design import profile_vector
 from nba.policy.exploration import Choice, Exploration, choose, shown_order
 from nba.policy.policy import Contacts, Decision
-from nba.tracking import CHAMPION, MODEL_NAME, ModelRef, resolve
+from nba.tracking import CHAMPION, ModelRef, resolve
 from serving.decision_log import DecisionLog, ServedRecord, now_utc, ranking_entries
 from serving.metrics import Metrics
 from serving.online import BatchedReader, Found, OnlineProfiles
@@ -67,8 +67,7 @@ def load_champion(settings: Settings, ref: ModelRef | None = None) -> LoadedMode
     import mlflow
 
     ref = ref or resolve(CHAMPION, settings)
-    # Pinned to the resolved version, even if the alias moves meanwhile.
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{ref.version}").unwrap_python_model()
+    model = mlflow.pyfunc.load_model(ref.pinned_uri).unwrap_python_model()
     # Versions logged before the typical profile existed rank an unreadable profile as
     # all-unknown (NaN) instead.
     default = getattr(model, "default_profile", _UNKNOWN_PROFILE)

@@ -17,7 +17,6 @@ const OUTCOMES = [
 const state = {
   key: sessionStorage.getItem("nba.key") || "",
   agent: sessionStorage.getItem("nba.agent") || "",
-  lookup: null, // the last lookup: {customer_id, channel, reason}
   answer: null, // the last recommendation answer
   busy: false,
 };
@@ -164,7 +163,6 @@ async function lookUp(note) {
   const request = { customer_id: customer, channel: $("channel").value, limit: 5 };
   if ($("reason").value) request.reason = $("reason").value;
   if (state.agent) request.agent_id = state.agent;
-  state.lookup = request;
   setBusy(true);
   setStatus(note || `Looking up ${customer}…`);
   try {
