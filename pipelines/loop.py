@@ -206,6 +206,13 @@ def simulate_loop(
     s = settings or get_settings()
     say = step or (lambda _m: None)
     config = loop_world(customers, rounds + 1, weeks_per_round, seed, months)
+    if config.holdout_weeks > config.weeks - 3:  # the simulator keeps 3 weeks of decisions
+        raise NBAError(
+            f"--rounds {rounds} x --weeks-per-round {weeks_per_round}, plus one slice never "
+            f"served, need {config.holdout_weeks} weeks of contacts, more than --months "
+            f"{months} leaves after the decisions round 0 learns from (at most "
+            f"{config.weeks - 3}): raise --months or lower --rounds or --weeks-per-round"
+        )
     config.validate()
     say(f"simulating {customers:,} customers with a random logging policy")
     run_simulation(config, out)

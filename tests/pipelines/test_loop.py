@@ -81,3 +81,16 @@ def test_the_impact_report_needs_a_control_group(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "has no decisions of both arms (found none)" in result.stderr
     assert "set NBA_CONTROL_SHARE" in result.stderr
+
+
+def test_rounds_that_do_not_fit_the_world_are_refused_naming_the_options(
+    tmp_path: Path,
+) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["simulate-loop", "--rounds", "5", "--months", "3", "--out", str(tmp_path / "w")],
+    )
+    assert result.exit_code == 2
+    assert "--rounds 5 x --weeks-per-round 4" in result.stderr and "--months 3" in result.stderr
+    assert "at most 10" in result.stderr
+    assert not (tmp_path / "w").exists()  # refused before simulating anything
