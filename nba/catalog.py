@@ -27,6 +27,17 @@ from nba.vocabulary import CHANNELS, FAMILIES
 
 ACTION_ID_PATTERN = re.compile(r"^[a-z0-9_]+$")
 CATALOG_FILE = "actions.yaml"
+NO_ACTION = "no_action"
+"""Reserved id of a logged decision to present nothing; never a catalog action."""
+DEFAULT_HORIZON_DAYS = 180
+OBJECTIVES = ("incremental", "acceptance")
+LEGACY_NOTE = (
+    "this catalog sets neither 'objective' nor 'horizon_days', so its values are read the "
+    "old way (what acceptance is worth, keeping the customer included) and actions are "
+    "ranked by chance of a yes x value; add 'objective: incremental' to learn what each "
+    "action changes over the following months instead"
+)
+_TOP_KEYS = {"actions", "objective", "horizon_days"}
 
 _ACTION_KEYS = {
     "id",
@@ -204,7 +215,7 @@ class Action:
     family: str
     name: str
     value: float | Expression
-    cost: float = 0.0
+    cost: float | Expression = 0.0
     script: str | None = None
     product: str | None = None
     channels: tuple[str, ...] = CHANNELS
@@ -218,6 +229,21 @@ class Action:
             return self.value.evaluate(features, n).astype(float)
         return np.full(n, float(self.value))
 
+    def cost_of(self, features: Features, n: int) -> Array:
+        """Cost if accepted, shape ``(n,)``."""
+        if isinstance(self.cost, Expression):
+            return self.cost.evaluate(features, n).astype(float)
+        return np.full(n, float(self.cost))
+
+    @property
+    def expression_names(self) -> frozenset[str]:
+        """Profile features that the value and cost expressions read."""
+        names: frozenset[str] = frozenset()
+        for part in (self.value, self.cost):
+            if isinstance(part, Expression):
+                names |= part.names
+        return names
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -225,6 +251,11 @@ class Catalog:
 
     actions: tuple[Action, ...]
     source: str
+    objective: str = "incremental"
+    """``incremental``: rank by what an action changes (acceptance value plus the learned
+    change in revenue over ``horizon_days``); ``acceptance``: by chance of a yes x value."""
+    horizon_days: int = DEFAULT_HORIZON_DAYS
+    notes: tuple[str, ...] = ()
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -269,6 +300,12 @@ def parse_catalog(raw: Any, *, source: str = "actions.yaml") -> Catalog:
         raise CatalogError(f"{source}: expected a mapping with a list under 'actions'")
     if not raw["actions"]:
         raise CatalogError(f"{source}: 'actions' is empty; the catalog needs at least one action")
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise CatalogError(
+            f"{source}: unknown top-level key(s) {unknown}; allowed: {sorted(_TOP_KEYS)}"
+        )
+    objective, horizon, notes = _parse_objective(raw, source)
     actions: list[Action] = []
     seen: set[str] = set()
     for i, entry in enumerate(raw["actions"], start=1):
@@ -277,7 +314,26 @@ def parse_catalog(raw: Any, *, source: str = "actions.yaml") -> Catalog:
             raise CatalogError(f"{source}: action #{i}: duplicate id '{action.id}'")
         seen.add(action.id)
         actions.append(action)
-    return Catalog(tuple(actions), source)
+    return Catalog(tuple(actions), source, objective, horizon, notes)
+
+
+def _parse_objective(raw: dict[str, Any], source: str) -> tuple[str, int, tuple[str, ...]]:
+    """(objective, horizon_days, notes). A catalog that sets neither key predates the
+    long-term value model: it keeps its old meaning (acceptance ranking), with a note."""
+    if "objective" not in raw and "horizon_days" not in raw:
+        return "acceptance", DEFAULT_HORIZON_DAYS, (f"{source}: {LEGACY_NOTE}",)
+    objective = raw.get("objective", "incremental")
+    if objective not in OBJECTIVES:
+        raise CatalogError(
+            f"{source}: key 'objective': '{objective}' is not one of {', '.join(OBJECTIVES)}"
+        )
+    horizon = raw.get("horizon_days", DEFAULT_HORIZON_DAYS)
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= 3650:
+        raise CatalogError(
+            f"{source}: key 'horizon_days': expected a whole number of days from 1 to 3650, "
+            f"got {horizon!r}"
+        )
+    return str(objective), int(horizon), ()
 
 
 def _parse_action(entry: Any, where: str) -> Action:
@@ -292,6 +348,11 @@ def _parse_action(entry: Any, where: str) -> Action:
     action_id = entry["id"]
     if not isinstance(action_id, str) or not ACTION_ID_PATTERN.match(action_id):
         raise CatalogError(f"{where}: key 'id': '{action_id}' must match [a-z0-9_]+")
+    if action_id == NO_ACTION:
+        raise CatalogError(
+            f"{where}: key 'id': '{NO_ACTION}' is reserved for decisions that presented "
+            "nothing; give the action another id"
+        )
     where = f"{where} '{action_id}'"
     family = entry["family"]
     if family not in FAMILIES:
@@ -304,15 +365,8 @@ def _parse_action(entry: Any, where: str) -> Action:
     if product is not None and not isinstance(product, str):
         raise CatalogError(f"{where}: key 'product': expected a product code, got {product!r}")
 
-    value: float | Expression
-    if isinstance(entry["value"], bool):
-        raise CatalogError(f"{where}: key 'value': expected a number or an expression")
-    if isinstance(entry["value"], int | float):
-        value = float(entry["value"])
-    elif isinstance(entry["value"], str):
-        value = parse_expression(entry["value"], where=f"{where}: key 'value'")
-    else:
-        raise CatalogError(f"{where}: key 'value': expected a number or an expression")
+    value = _amount(entry["value"], where, "value")
+    cost = _amount(entry.get("cost", 0.0), where, "cost")
 
     channels = entry.get("channels")
     if channels is None:
@@ -331,7 +385,7 @@ def _parse_action(entry: Any, where: str) -> Action:
         name=_text(entry["name"], where, "name"),
         script=None if entry.get("script") is None else _text(entry["script"], where, "script"),
         value=value,
-        cost=_number(entry.get("cost", 0.0), where, "cost", minimum=0.0),
+        cost=cost,
         product=product,
         channels=tuple(channels),
         eligibility=None
@@ -340,6 +394,17 @@ def _parse_action(entry: Any, where: str) -> Action:
         contact_policy=_parse_policy(entry.get("contact_policy"), where),
         lever=_number(entry.get("lever", 1.0), where, "lever", minimum=0.0),
     )
+
+
+def _amount(raw: Any, where: str, key: str) -> float | Expression:
+    """A money amount: a number (a cost must not be negative) or an expression."""
+    if isinstance(raw, str):
+        return parse_expression(raw, where=f"{where}: key '{key}'")
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise CatalogError(f"{where}: key '{key}': expected a number or an expression")
+    if key == "cost":
+        return _number(raw, where, key, minimum=0.0)
+    return float(raw)
 
 
 def _text(value: Any, where: str, key: str) -> str:

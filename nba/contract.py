@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from nba.catalog import Catalog, catalog_for_dataset
+from nba.catalog import NO_ACTION, Catalog, catalog_for_dataset
 from nba.config import Settings, get_settings
 from nba.exceptions import ContractError, Violation
 from nba.vocabulary import CHANNELS, INTERACTION_TYPES, OUTCOMES
@@ -255,7 +255,7 @@ def load_dataset(
         files = {name: path for name, path in files.items() if name in only}
         violations = [v for v in violations if v.table in only]
     con = connect(settings)
-    notes: list[str] = []
+    notes: list[str] = list(catalog.notes)
     kinds: dict[str, dict[str, str]] = {}
     for name, path in files.items():
         try:
@@ -460,15 +460,16 @@ def _check_table(
                     "outside the contract's list are kept as 'other'"
                 )
     if spec.name == "decisions" and "action_id" in raw_types and _is_text(raw_types["action_id"]):
-        known = ", ".join(f"'{a}'" for a in catalog.ids)
+        known = ", ".join(f"'{a}'" for a in (*catalog.ids, NO_ACTION))
         checks.append(
             (
                 "action_id",
-                f"unknown action id (not in {catalog.source})",
+                f"unknown action id (not in {catalog.source}, nor '{NO_ACTION}')",
                 f"action_id IS NOT NULL AND action_id NOT IN ({known})",
                 "CAST(action_id AS VARCHAR)",
             )
         )
+        checks += _no_action_checks(raw_types)
     if (
         spec.name == "contracts"
         and {"start_date", "end_date"} <= set(raw_types)
@@ -522,6 +523,33 @@ def _check_table(
         if not row or not row[0]:
             v(None, "the table has no rows; at least one customer is needed")
     return violations
+
+
+def _no_action_checks(raw_types: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    """A ``no_action`` decision presented nothing: nothing could be accepted or declined,
+    and it earned nothing by itself."""
+    nothing = f"CAST(action_id AS VARCHAR) = '{NO_ACTION}'"
+    out = []
+    if "outcome" in raw_types:
+        out.append(
+            (
+                "outcome",
+                f"a '{NO_ACTION}' decision presented nothing, so its outcome must be "
+                "'no_response'",
+                f"{nothing} AND CAST(outcome AS VARCHAR) <> 'no_response'",
+                "CAST(outcome AS VARCHAR)",
+            )
+        )
+    if "value" in raw_types:
+        out.append(
+            (
+                "value",
+                f"a '{NO_ACTION}' decision presented nothing, so its value must be empty",
+                f"{nothing} AND value IS NOT NULL AND trim(CAST(value AS VARCHAR)) <> ''",
+                "CAST(value AS VARCHAR)",
+            )
+        )
+    return out
 
 
 def _example(file: str, row: int, shown: object) -> str:

@@ -63,6 +63,12 @@ BROKEN: list[tuple[str, Any, str]] = [
         {"actions": [_one()["actions"][0], _one()["actions"][0]]},
         "duplicate id 'a1'",
     ),
+    ("reserved id", _one(id="no_action"), "'no_action' is reserved for decisions that"),
+    ("bad cost expression", _one(cost="1.2 * monthly_fee"), "unknown feature 'monthly_fee'"),
+    ("unknown objective", {**_one(), "objective": "profit"}, "'profit' is not one of"),
+    ("horizon zero", {**_one(), "horizon_days": 0}, "key 'horizon_days': expected a whole"),
+    ("horizon text", {**_one(), "horizon_days": "6m"}, "key 'horizon_days': expected a whole"),
+    ("unknown top-level key", {**_one(), "horizon": 180}, "unknown top-level key(s) ['horizon']"),
 ]
 
 
@@ -91,3 +97,32 @@ def test_expressions_evaluate_vectorised_and_null_compares_false() -> None:
 def test_expression_error_is_a_catalog_error() -> None:
     with pytest.raises(ExpressionError, match="only numbers and true/false"):
         parse_expression("'text' == 1")
+
+
+def test_default_catalog_ranks_by_what_actions_change() -> None:
+    catalog = load_catalog()
+    assert catalog.objective == "incremental" and catalog.horizon_days == 180
+    assert catalog.notes == ()
+    # Keeping the customer is learned, not written into a gesture's value.
+    gestures = [a for a in catalog.actions if a.family == "retention_gesture"]
+    feats = {"monthly_fees": np.array([50.0]), "amount_missed_90d": np.array([0.0])}
+    assert all(a.value_of(feats, 1)[0] == 0 for a in gestures)
+    loyalty = catalog.by_id("retention_loyalty_discount")
+    assert loyalty.cost_of(feats, 1).tolist() == [60.0]  # 20% off for 6 months of 50
+
+
+def test_cost_may_be_an_expression_and_a_legacy_catalog_keeps_its_meaning() -> None:
+    catalog = parse_catalog(
+        {"horizon_days": 90, **_one(cost="0.5 * monthly_fees")}, source="mine.yaml"
+    )
+    assert catalog.objective == "incremental" and catalog.horizon_days == 90
+    assert catalog.actions[0].cost_of({"monthly_fees": np.array([10.0, 30.0])}, 2).tolist() == [
+        5.0,
+        15.0,
+    ]
+    legacy = parse_catalog(_one(), source="old.yaml")
+    assert legacy.objective == "acceptance"
+    assert len(legacy.notes) == 1 and legacy.notes[0].startswith("old.yaml: this catalog")
+    assert "objective: incremental" in legacy.notes[0]
+    explicit = parse_catalog({"objective": "acceptance", **_one()}, source="x.yaml")
+    assert explicit.objective == "acceptance" and explicit.notes == ()

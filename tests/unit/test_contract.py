@@ -71,8 +71,22 @@ DEFECTS: list[tuple[str, Defect, str]] = [
     (
         "unknown action id",
         edit("decisions.csv", "offer_broadband", "offer_spaceship"),
-        f"decisions.csv: column 'action_id': unknown action id (not in {CATALOG}) "
-        "(1 row, e.g. line 2: 'offer_spaceship')",
+        f"decisions.csv: column 'action_id': unknown action id (not in {CATALOG}, nor "
+        "'no_action') (1 row, e.g. line 2: 'offer_spaceship')",
+    ),
+    (
+        "no_action accepted",
+        edit("decisions.csv", "retention_fee_waiver,accepted,0.5,270", "no_action,accepted,0.5,"),
+        "decisions.csv: column 'outcome': a 'no_action' decision presented nothing, so its "
+        "outcome must be 'no_response' (1 row, e.g. line 3: 'accepted')",
+    ),
+    (
+        "no_action with a value",
+        edit(
+            "decisions.csv", "installment_plan_3m,no_response,1.0,", "no_action,no_response,0.3,5"
+        ),
+        "decisions.csv: column 'value': a 'no_action' decision presented nothing, so its value "
+        "must be empty (1 row, e.g. line 4: '5')",
     ),
     (
         "propensity zero",
