@@ -34,9 +34,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from nba.catalog import Catalog, Expression, load_catalog
+from nba.catalog import NO_ACTION, Catalog, load_catalog
 from nba.exceptions import NBAError
+from nba.simulate import dynamics as dyn
 from nba.simulate.response import ContactState, acceptance_probability
+from nba.simulate.truth import HeldOut, expected_outcomes
 
 PRODUCTS: tuple[str, ...] = (
     "mobile_basic",
@@ -77,6 +79,10 @@ class SimulationConfig:
     history_months: int = 6
     """Months of history (interactions, contracts) before the decision log starts."""
     exploration: float = 0.7
+    nothing_share: float = 0.3
+    """Share of agent contacts at which the logging policy presents nothing (and logs it)."""
+    rollouts: int = 200
+    """Monte Carlo rollouts per held-out contact for the ground truth's long-term value."""
     start: str = "2025-01-01"
 
     def validate(self) -> None:
@@ -93,6 +99,10 @@ class SimulationConfig:
             raise NBAError(f"history months must be >= 0, got {self.history_months}")
         if not 0.0 < self.exploration <= 1.0:
             raise NBAError(f"exploration must be in (0, 1], got {self.exploration}")
+        if not 0.0 <= self.nothing_share < 1.0:
+            raise NBAError(f"the share of 'nothing' must be in [0, 1), got {self.nothing_share}")
+        if self.rollouts < 2:
+            raise NBAError(f"rollouts must be at least 2, got {self.rollouts}")
 
     @property
     def weeks(self) -> int:
@@ -135,18 +145,61 @@ def _choice_by_weights(rng: np.random.Generator, weights: np.ndarray) -> np.ndar
     return np.minimum((u[:, None] >= cum).sum(axis=1), weights.shape[1] - 1)
 
 
-def _value_vector(catalog: Catalog, revenue: np.ndarray) -> np.ndarray:
-    """Net value (value - cost) of each action per customer, shape ``(n, n_actions)``."""
-    feats = {"monthly_revenue": revenue}
-    out = np.empty((revenue.shape[0], len(catalog.actions)))
+SIMULATED_EXPRESSION_FEATURES = frozenset({"monthly_revenue", "monthly_fees", "amount_missed_90d"})
+
+
+def _amounts(
+    catalog: Catalog, revenue: np.ndarray, fees: np.ndarray, missed_90d: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(value, cost) of each action per contact, shapes ``(n, n_actions)``, from the
+    customer's monthly revenue (a snapshot), the fees of their contracts at the contact and
+    the payments they missed in the 90 days before it (as the profile features have them)."""
+    feats = {"monthly_revenue": revenue, "monthly_fees": fees, "amount_missed_90d": missed_90d}
+    n = revenue.shape[0]
+    value = np.empty((n, len(catalog.actions)))
+    cost = np.empty((n, len(catalog.actions)))
     for j, a in enumerate(catalog.actions):
-        if isinstance(a.value, Expression) and a.value.names - {"monthly_revenue"}:
-            raise NBAError(
-                f"the simulator evaluates value expressions over monthly_revenue only; "
-                f"action '{a.id}' uses {sorted(a.value.names)}"
-            )
-        out[:, j] = a.value_of(feats, revenue.shape[0]) - a.cost
+        value[:, j] = a.value_of(feats, n)
+        cost[:, j] = a.cost_of(feats, n)
+    return value, cost
+
+
+def _missed_before(
+    recent: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    customer: np.ndarray,
+    moment: np.ndarray,
+    days: float = 90.0,
+) -> np.ndarray:
+    """Sum of missed payment amounts of each (customer, moment) within ``days`` before it,
+    strictly before (``recent``: the last weeks' missed payments as (customer, time, amount))."""
+    out = np.zeros(customer.shape[0])
+    if not recent or not customer.size:
+        return out
+    ev_c, ev_t, ev_amt = (np.concatenate(x) for x in zip(*recent, strict=True))
+    order = np.argsort(ev_c, kind="stable")
+    ev_c, ev_t, ev_amt = ev_c[order], ev_t[order], ev_amt[order]
+    lo = np.searchsorted(ev_c, customer, "left")
+    hi = np.searchsorted(ev_c, customer, "right")
+    for i in np.flatnonzero(hi > lo):
+        t, a = ev_t[lo[i] : hi[i]], ev_amt[lo[i] : hi[i]]
+        out[i] = a[(t < moment[i]) & ((moment[i] - t) / DAY <= days)].sum()
     return out
+
+
+def _check_catalog(catalog: Catalog) -> None:
+    for a in catalog.actions:
+        if a.product is not None and a.product not in PRODUCTS:
+            raise NBAError(
+                f"action '{a.id}' sells '{a.product}', which the simulator does "
+                f"not know (products: {', '.join(PRODUCTS)})"
+            )
+        extra = a.expression_names - SIMULATED_EXPRESSION_FEATURES
+        if extra:
+            raise NBAError(
+                "the simulator evaluates value and cost expressions over "
+                f"{' and '.join(sorted(SIMULATED_EXPRESSION_FEATURES))} only; action "
+                f"'{a.id}' uses {', '.join(sorted(extra))}"
+            )
 
 
 def simulate_world(
@@ -157,12 +210,7 @@ def simulate_world(
     """Run the simulation in memory. ``progress(week, weeks)`` is called once per week."""
     config.validate()
     catalog = catalog or load_catalog()
-    for a in catalog.actions:
-        if a.product is not None and a.product not in PRODUCTS:
-            raise NBAError(
-                f"action '{a.id}' sells '{a.product}', which the simulator does "
-                f"not know (products: {', '.join(PRODUCTS)})"
-            )
+    _check_catalog(catalog)
     rng = np.random.default_rng(config.seed)
     n, n_weeks = config.customers, config.weeks
     train_weeks = n_weeks - config.holdout_weeks
@@ -225,12 +273,19 @@ def simulate_world(
 
     # --- dynamic state -----------------------------------------------------------------
     alive = np.ones(n, dtype=bool)
-    episode = rng.random(n) < base_stress * 0.3
-    relief = np.zeros(n)
-    shock = np.zeros(n)
+    st = dyn.State(
+        base_stress=base_stress,
+        base_dissat=base_dissat,
+        episode=rng.random(n) < base_stress * 0.3,
+        relief=np.zeros(n),
+        shock=np.zeros(n),
+        leaving=np.zeros(n, dtype=bool),
+    )
     churn_time = np.full(n, np.nan)
 
     interactions, decisions, contacts, truth = _Log(), _Log(), _Log(), _Log()
+    held_out: list[HeldOut] = []
+    recent_missed: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     contract_rows = _Log()
     svc_type_codes = np.arange(len(SERVICE_TYPES))
 
@@ -249,14 +304,8 @@ def simulate_world(
         active = alive & (signup <= t0)
 
         # Latent dynamics.
-        on = rng.random(n) < 0.008 + 0.04 * base_stress
-        off = rng.random(n) < 0.08
-        episode = np.where(episode, ~off, on)
-        relief *= 0.92
-        stress = np.clip(base_stress + 0.45 * episode - relief, 0.0, 1.0)
-        incident = (rng.random(n) < 0.015 + 0.05 * base_dissat) * rng.uniform(0.2, 0.5, n)
-        shock = 0.85 * shock + incident
-        dissat = np.clip(base_dissat + shock, 0.0, 1.0)
+        dyn.week_step(st, rng.random(n), rng.random(n), rng.random(n), rng.random(n))
+        stress, dissat = st.stress, st.dissat
         monthly_fees = (holds * fees).sum(axis=1)
 
         # Events.
@@ -264,7 +313,7 @@ def simulate_world(
             "login": 0.9 * digital**2,
             "inquiry": 0.03 + 0.06 * need.max(axis=1),
             "complaint": 0.01 + 0.3 * dissat**2,
-            "cancellation_request": 0.25 * np.clip(dissat - 0.45, 0.0, 1.0),
+            "cancellation_request": dyn.cancellation_rate(dissat),
             "billing_question": 0.015 + 0.15 * stress,
             "purchase": 0.004 + 0.06 * need[:, pidx["device_insurance"]] + 0.01 * digital,
             "contract_change": 0.006 + 0.0 * digital,
@@ -331,6 +380,14 @@ def simulate_world(
         interactions.add(
             c=ev_c, t=ev_t, channel=ev_channel, type=ev_type, amount=ev_amount, sentiment=ev_sent
         )
+        asked = np.zeros(n, dtype=bool)
+        asked[ev_c[ev_type == "cancellation_request"]] = True
+        dyn.ask_or_reconsider(st, asked, rng.random(n))
+        is_missed = ev_type == "missed_payment"
+        recent_missed = [
+            *recent_missed[-14:],
+            (ev_c[is_missed], ev_t[is_missed], ev_amount[is_missed]),
+        ]
 
         # Agent contacts: a decision (training weeks) or a held-out contact.
         is_contact = is_svc & np.isin(ev_channel, AGENT_CHANNELS)
@@ -356,17 +413,20 @@ def simulate_world(
             kch.astype(str),
         )
         p_true = acceptance_probability(state, catalog)
-        retained = np.zeros(n, dtype=bool)
+        missed_90d = _missed_before(recent_missed, kc, kt) if w >= 0 else np.zeros(kc.shape[0])
         if w < 0:
             pass  # history before the decision log: contacts without logged decisions
         elif w >= train_weeks:
-            contacts.add(c=kc, t=kt, channel=kch, reason=kreason)
+            contacts.add(
+                c=kc, t=kt, channel=kch, reason=kreason, fees=monthly_fees[kc], missed=missed_90d
+            )
             truth.add(p=p_true, elig=elig, c=kc)
+            held_out.append(HeldOut(st.take(kc), kt, t0, monthly_fees[kc], p_true))
         else:
             n_elig = elig.sum(axis=1)
             ok = n_elig > 0
-            kc, kt, kch, elig, p_true, n_elig = (
-                x[ok] for x in (kc, kt, kch, elig, p_true, n_elig)
+            kc, kt, kch, elig, p_true, n_elig, missed_90d = (
+                x[ok] for x in (kc, kt, kch, elig, p_true, n_elig, missed_90d)
             )
             m = kc.shape[0]
             r = np.floor(rng.random(m) * n_elig)
@@ -377,13 +437,17 @@ def simulate_world(
             explore = rng.random(m) < config.exploration
             choice = np.where(explore | ~has_legacy, uniform_pick, legacy_pick)
             eps = config.exploration
-            propensity = np.where(
+            presented = 1.0 - config.nothing_share
+            propensity = presented * np.where(
                 has_legacy, eps / n_elig + (1 - eps) * (choice == legacy_pick), 1.0 / n_elig
             )
-            p = p_true[np.arange(m), choice]
+            nothing = rng.random(m) < config.nothing_share
+            choice = np.where(nothing, n_act, choice)  # n_act: the logged 'no_action'
+            propensity = np.where(nothing, config.nothing_share, propensity)
+            p = np.where(nothing, 0.0, p_true[np.arange(m), np.minimum(choice, n_act - 1)])
             u = rng.random(m)
             accepted = u < p
-            declined = ~accepted & (rng.random(m) < 0.65)
+            declined = ~accepted & ~nothing & (rng.random(m) < 0.65)
             decisions.add(
                 c=kc,
                 t=kt,
@@ -392,16 +456,16 @@ def simulate_world(
                 accepted=accepted,
                 declined=declined,
                 propensity=propensity,
+                fees=monthly_fees[kc],
+                missed=missed_90d,
             )
             # Feedback into the world.
-            fam = families[choice]
+            fam = np.append(families, "nothing")[choice]
             acc = accepted
             inst = np.unique(kc[acc & (fam == "installment_offer")])
-            relief[inst] += 0.35
-            episode[inst] &= rng.random(inst.shape[0]) < 0.5
+            dyn.installment_accepted(st, inst, np.asarray(rng.random(inst.shape[0])))
             ret = np.unique(kc[acc & (fam == "retention_gesture")])
-            shock[ret] -= 0.4
-            retained[ret] = True
+            dyn.retention_accepted(st, ret)
             info = acc & (fam == "information_request")
             # The address is noted a minute after it is asked for, so the profile at the
             # contact itself still shows it unknown (no label leakage). fmin ignores NaN.
@@ -413,17 +477,11 @@ def simulate_world(
                     holds[c, k] = True
                     start_time[c, k] = t
                     need[c, k] = 0.0
-            backfire = ~acc & (fam == "product_offer") & (dissat[kc] > 0.45)
-            np.add.at(shock, kc[backfire], 0.12)
+            dyn.product_declined(st, kc[declined & (fam == "product_offer")])
 
-        # Churn: unhappy customers leave; a cancellation request without a retained offer
-        # is the strongest signal.
-        asked = np.zeros(n, dtype=bool)
-        asked[ev_c[ev_type == "cancellation_request"]] = True
-        hazard = (
-            0.0008 + 0.05 * np.clip(dissat - 0.45, 0.0, 1.0) ** 1.2 + 0.12 * (asked & ~retained)
-        )
-        churn = active & (rng.random(n) < hazard)
+        # Churn: unhappy or struggling customers leave, and above all those who asked to
+        # cancel and were not kept.
+        churn = active & (rng.random(n) < dyn.churn_hazard(st))
         churn_idx = np.flatnonzero(churn)
         when = np.round(t0 + rng.random(churn_idx.shape[0]) * WEEK)
         rows, cols = np.nonzero(holds[churn_idx])
@@ -460,6 +518,7 @@ def _assemble(config: SimulationConfig, catalog: Catalog, v: dict[str, Any]) -> 
     width = max(6, len(str(n)))
     cust_ids = np.array([f"C{i:0{width}d}" for i in range(n)], dtype=object)
     action_ids = np.array(catalog.ids, dtype=object)
+    n_act = len(catalog.actions)
 
     customers = pa.table(
         {
@@ -512,7 +571,12 @@ def _assemble(config: SimulationConfig, catalog: Catalog, v: dict[str, Any]) -> 
     d_c, d_t = dl.get("c", "int64").astype(int), dl.get("t", "float64")
     d_a = dl.get("action", "int64").astype(int)
     acc, dec = dl.get("accepted", bool), dl.get("declined", bool)
-    net = _value_vector(catalog, v["revenue"][d_c])[np.arange(d_c.shape[0]), d_a]
+    d_value, d_cost = _amounts(
+        catalog, v["revenue"][d_c], dl.get("fees", "float64"), dl.get("missed", "float64")
+    )
+    nothing = d_a == n_act
+    d_pick = np.minimum(d_a, n_act - 1)
+    net = (d_value - d_cost)[np.arange(d_c.shape[0]), d_pick]
     nd = d_c.shape[0]
     decisions = pa.table(
         {
@@ -520,12 +584,12 @@ def _assemble(config: SimulationConfig, catalog: Catalog, v: dict[str, Any]) -> 
             "customer_id": pa.array(cust_ids[d_c], pa.string()),
             "timestamp": _ts(d_t, start),
             "channel": pa.array(dl.get("channel", object), pa.string()),
-            "action_id": pa.array(action_ids[d_a], pa.string()),
+            "action_id": pa.array(np.append(action_ids, NO_ACTION)[d_a], pa.string()),
             "outcome": pa.array(
                 np.where(acc, "accepted", np.where(dec, "declined", "no_response")), pa.string()
             ),
             "propensity": pa.array(np.round(dl.get("propensity", "float64"), 6), pa.float64()),
-            "value": pa.array(np.where(acc, np.round(net, 2), 0.0), pa.float64()),
+            "value": pa.array(np.where(acc, np.round(net, 2), 0.0), pa.float64(), mask=nothing),
         }
     )
 
@@ -544,23 +608,35 @@ def _assemble(config: SimulationConfig, catalog: Catalog, v: dict[str, Any]) -> 
     )
 
     tr: _Log = v["truth"]
-    n_act = len(catalog.actions)
     p = tr.get("p", "float64").reshape(nk, n_act)
     elig = tr.get("elig", bool).reshape(nk, n_act) & _contact_policy_allows(
-        catalog, k_c, k_t, d_c, d_t, d_a, dec
+        catalog, k_c, k_t, d_c[~nothing], d_t[~nothing], d_a[~nothing], dec[~nothing]
     )
-    net_k = _value_vector(catalog, v["revenue"][k_c])
-    gross = net_k + np.array([a.cost for a in catalog.actions])
+    gross, cost = _amounts(
+        catalog, v["revenue"][k_c], ct.get("fees", "float64"), ct.get("missed", "float64")
+    )
+    immediate = p * (gross - cost)
+    later = expected_outcomes(
+        v["held_out"], catalog, catalog.horizon_days, config.rollouts, config.seed
+    )
+    # One row per contact and action, then one for presenting nothing.
     expected = pa.table(
         {
-            "contact_id": pa.array(np.repeat(contact_ids, n_act), pa.string()),
-            "action_id": pa.array(np.tile(action_ids, nk), pa.string()),
-            "family": pa.array(np.tile([a.family for a in catalog.actions], nk), pa.string()),
-            "eligible": pa.array(elig.ravel(), pa.bool_()),
-            "p_accept": pa.array(p.ravel(), pa.float64()),
-            "value": pa.array(gross.ravel(), pa.float64()),
-            "cost": pa.array(np.tile([a.cost for a in catalog.actions], nk), pa.float64()),
-            "expected_net_value": pa.array((p * net_k).ravel(), pa.float64()),
+            "contact_id": pa.array(np.repeat(contact_ids, n_act + 1), pa.string()),
+            "action_id": pa.array(np.tile(np.append(action_ids, NO_ACTION), nk), pa.string()),
+            "family": pa.array(
+                np.tile([*(a.family for a in catalog.actions), "nothing"], nk), pa.string()
+            ),
+            "eligible": pa.array(_with_nothing(elig, True).ravel(), pa.bool_()),
+            "p_accept": pa.array(_with_nothing(p, 0.0).ravel(), pa.float64()),
+            "value": pa.array(_with_nothing(gross, 0.0).ravel(), pa.float64()),
+            "cost": pa.array(_with_nothing(cost, 0.0).ravel(), pa.float64()),
+            "expected_net_value": pa.array(_with_nothing(immediate, 0.0).ravel(), pa.float64()),
+            "expected_revenue": pa.array(later.revenue.ravel(), pa.float64()),
+            "expected_total": pa.array(
+                (_with_nothing(immediate, 0.0) + later.revenue).ravel(), pa.float64()
+            ),
+            "mc_se": pa.array(later.se_vs_nothing.ravel(), pa.float64()),
         }
     )
     need = v["need"]
@@ -581,8 +657,11 @@ def _assemble(config: SimulationConfig, catalog: Catalog, v: dict[str, Any]) -> 
         "interactions": interactions.num_rows,
         "decisions": nd,
         "accepted": int(acc.sum()),
+        "no_action_decisions": int(nothing.sum()),
         "held_out_contacts": nk,
         "churned": int((~v["alive"]).sum()),
+        "truth_rollouts": config.rollouts,
+        "truth_mc_se_mean": float(later.se_vs_nothing[:, :-1].mean()) if nk else 0.0,
     }
     return World(
         tables={
@@ -595,6 +674,11 @@ def _assemble(config: SimulationConfig, catalog: Catalog, v: dict[str, Any]) -> 
         truth={"expected_value": expected, "latent": latent},
         summary=summary,
     )
+
+
+def _with_nothing(a: np.ndarray, fill: object) -> np.ndarray:
+    """``a`` (shape ``(n, n_actions)``) with one more column for nothing."""
+    return np.hstack([a, np.full((a.shape[0], 1), fill, dtype=a.dtype)])
 
 
 def _contact_policy_allows(

@@ -60,8 +60,11 @@ def test_no_decisions_in_the_holdout_and_truth_covers_every_contact(tmp_path: Pa
     truth = pd.read_parquet(out / "truth" / "expected_value.parquet")
     assert decisions.timestamp.max() < contacts.timestamp.min()
     n_actions = len(load_catalog().actions)
-    assert len(truth) == len(contacts) * n_actions
+    assert len(truth) == len(contacts) * (n_actions + 1)  # every action, and nothing
     assert set(truth.contact_id) == set(contacts.contact_id)
+    nothing = truth[truth.action_id == "no_action"]
+    assert nothing.eligible.all() and (nothing.expected_net_value == 0).all()
+    assert (nothing.mc_se == 0).all() and (truth.mc_se >= 0).all()
     # Latent traits never reach the contract's tables.
     for name in ("customers", "interactions", "contracts"):
         cols = set(pd.read_parquet(out / f"{name}.parquet").columns)
@@ -71,14 +74,21 @@ def test_no_decisions_in_the_holdout_and_truth_covers_every_contact(tmp_path: Pa
 def test_logged_propensities_match_the_logging_policy(tmp_path: Path) -> None:
     out = _write(tmp_path / "sim")
     d = pd.read_parquet(out / "decisions.parquet")
-    eps = SMALL.exploration
+    eps, nothing = SMALL.exploration, SMALL.nothing_share
+    shown = d[d.action_id != "no_action"]
     n = np.arange(1, len(load_catalog().actions) + 1)
-    possible = np.round(np.concatenate([eps / n, eps / n + (1 - eps), 1 / n]), 6)
-    assert np.isin(d.propensity.round(6), possible).all()
+    possible = (1 - nothing) * np.concatenate([eps / n, eps / n + (1 - eps), 1 / n])
+    assert np.isin(shown.propensity.round(6), np.round(possible, 6)).all()
     # eps/n + (1 - eps) for n >= 2 is only ever logged for the legacy rule's product offer.
-    legacy = d[d.propensity.round(6).isin(np.round(eps / n[1:] + (1 - eps), 6))]
+    legacy_p = np.round((1 - nothing) * (eps / n[1:] + (1 - eps)), 6)
+    legacy = shown[shown.propensity.round(6).isin(legacy_p)]
     assert len(legacy) > 0
     assert legacy.action_id.str.startswith("offer_").all()
+    # Nothing is presented at the configured share of contacts, and logged as such.
+    skipped = d[d.action_id == "no_action"]
+    assert (skipped.propensity == nothing).all()
+    assert (skipped.outcome == "no_response").all() and skipped.value.isna().all()
+    assert abs(len(skipped) / len(d) - nothing) < 0.03
 
 
 def test_each_family_works_for_different_customers(tmp_path: Path) -> None:
@@ -102,10 +112,12 @@ def test_each_family_works_for_different_customers(tmp_path: Path) -> None:
         > 1.5 * p.loc[~unhappy, "retention_gesture"].mean()
     )
     assert p.loc[unhappy, "product_offer"].mean() < 0.7 * p.loc[~unhappy, "product_offer"].mean()
-    # The oracle picks every family somewhere: no single answer fits all.
-    best = truth[truth.eligible].sort_values("expected_net_value").groupby("contact_id").tail(1)
+    # The oracle picks every family somewhere, nothing included: no single answer fits all.
+    best = truth[truth.eligible].sort_values("expected_total").groupby("contact_id").tail(1)
     shares = best.family.value_counts(normalize=True)
-    assert {"retention_gesture", "installment_offer", "product_offer"} <= set(shares.index)
+    assert {"retention_gesture", "installment_offer", "product_offer", "nothing"} <= set(
+        shares.index
+    )
     assert shares.max() < 0.7
 
 
@@ -129,3 +141,35 @@ def test_missed_payments_reveal_stress(tmp_path: Path) -> None:
 def test_bad_configuration_is_refused(config: SimulationConfig, message: str) -> None:
     with pytest.raises(NBAError, match=message):
         simulate_world(config)
+
+
+def _gain(truth: pd.DataFrame) -> pd.DataFrame:
+    """Each eligible action's true long-term change in revenue against nothing."""
+    nothing = truth[truth.action_id == "no_action"].set_index("contact_id").expected_revenue
+    out = truth[truth.eligible & (truth.action_id != "no_action")].copy()
+    out["change"] = out.expected_revenue - out.contact_id.map(nothing)
+    return out
+
+
+def test_churn_reacts_to_what_agents_do(tmp_path: Path) -> None:
+    """The world's ground truth: a gesture keeps customers who asked to cancel and does
+    little for the others; a product pushed at an unhappy customer costs revenue; an
+    accepted installment plan keeps stressed customers."""
+    config = SimulationConfig(customers=4000, months=6, seed=5, holdout_weeks=3)
+    out = _write(tmp_path / "sim", config)
+    truth = _gain(pd.read_parquet(out / "truth" / "expected_value.parquet"))
+    contacts = pd.read_parquet(out / "contacts.parquet")
+    latent = pd.read_parquet(out / "truth" / "latent.parquet")
+    ctx = contacts.merge(latent, on="customer_id").set_index("contact_id")
+    truth = truth.join(ctx, on="contact_id")
+    gesture = truth[truth.family == "retention_gesture"]
+    leaving = gesture.reason == "cancellation_request"
+    assert gesture[leaving].change.mean() > 10 * max(gesture[~leaving].change.mean(), 0.5)
+    product = truth[truth.family == "product_offer"]
+    unhappy = product.base_dissatisfaction > product.base_dissatisfaction.quantile(0.8)
+    assert product[unhappy].change.mean() < 2 * product[~unhappy].change.mean() < 0
+    installment = truth[truth.family == "installment_offer"]
+    stressed = installment.base_stress > installment.base_stress.quantile(0.8)
+    assert installment[stressed].change.mean() > 3 * max(installment[~stressed].change.mean(), 0.1)
+    # Common random numbers: the Monte Carlo error of a change is small against the change.
+    assert gesture[leaving].mc_se.mean() < 0.2 * gesture[leaving].change.mean()
