@@ -31,12 +31,13 @@ def main() -> None:
     os.environ["NBA_HOME"] = str(work / "home")
 
     import lightgbm as lgb
+    import numpy as np
 
     from nba.catalog import load_catalog
     from nba.config import get_settings
     from nba.simulate import SimulationConfig, simulate_world, write_world
     from pipelines.features import build_features
-    from pipelines.train import SPLITS, design, train, training_frame
+    from pipelines.train import SPLITS, branch_design, design, train, training_frame
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -65,13 +66,17 @@ def main() -> None:
 
     # Floor: bare LightGBM fits per family, same rounds, same training rows.
     from nba.contract import load_dataset
+    from nba.outcomes import long_term_outcomes
     from nba.policy.design import MODEL_COLUMNS
     from nba.policy.response import ResponseModel
+    from nba.policy.uplift import UpliftModel
     from nba.vocabulary import FAMILIES
 
     ds = load_dataset(work / "data")
     frame = training_frame(ds, get_settings())
-    x, y = design(frame, ds.catalog)
+    x, y, shown = design(frame, ds.catalog)
+    outcomes = long_term_outcomes(ds, ds.catalog.horizon_days)
+    catalog = ds.catalog
     ds.close()
     a = int(len(frame) * SPLITS[0])
     params = ResponseModel().params()
@@ -80,11 +85,20 @@ def main() -> None:
     for code, name in enumerate(FAMILIES):
         rounds = int(report.metrics.get(f"rounds_{name}", 0))
         if rounds:
-            rows = family == code
+            rows = (family == code) & shown[:a]
             lgb.train(params, lgb.Dataset(x[:a][rows], y[:a][rows]), num_boost_round=rounds)
+    uplift_rounds = int(report.metrics.get("uplift_rounds", 0))
+    if uplift_rounds:
+        at = np.searchsorted(outcomes.decision_id, frame["decision_id"].to_numpy(dtype=object))
+        usable = outcomes.full_horizon[at] & (outcomes.fees[at] > 0)
+        lgb.train(
+            UpliftModel().params(),
+            lgb.Dataset(branch_design(frame, catalog)[usable], outcomes.kept_share()[at][usable]),
+            num_boost_round=uplift_rounds,
+        )
     floor = time.perf_counter() - t
     print(
-        f"floor: bare LightGBM fit, same rows and rounds: {floor:.1f} s; "
+        f"floor: bare LightGBM fits (response and uplift), same rows and rounds: {floor:.1f} s; "
         f"train / floor = {total / floor:.1f}x, fit / floor = "
         f"{report.seconds['fit'] / floor:.1f}x"
     )

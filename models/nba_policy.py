@@ -1,7 +1,8 @@
 """The NBA policy as one MLflow pyfunc model ("model from code": nothing is pickled).
 
 Artifacts: the catalog (``actions.yaml``), the calibrated response model
-(``response_model.json``: LightGBM text model, Platt parameters, evidence per action) and
+(``response_model.json``: LightGBM text model, Platt parameters, evidence per action), the
+uplift model (``uplift_model.json``, when the policy ranks by what actions change) and
 the typical profile (``default_profile.json``) the API falls back on when a live profile
 cannot be read.
 Input: the policy input frame of ``nba.policy.frames`` (one row per contact). Output: the
@@ -26,6 +27,7 @@ from nba.policy.design import profile_vector
 from nba.policy.frames import contacts_from_frame, decisions_to_frame, ranking_table
 from nba.policy.policy import Policy
 from nba.policy.response import ResponseModel
+from nba.policy.uplift import UpliftModel
 
 
 class NBAPolicyModel(PythonModel):
@@ -34,8 +36,18 @@ class NBAPolicyModel(PythonModel):
         model = ResponseModel.from_json(
             Path(context.artifacts["response_model"]).read_text(encoding="utf-8")
         )
-        self.policy = Policy(catalog, model)
+        uplift_file = context.artifacts.get("uplift_model")
+        uplift = (
+            UpliftModel.from_json(Path(uplift_file).read_text(encoding="utf-8"))
+            if uplift_file
+            else None
+        )
+        self.policy = Policy(catalog, model, uplift=uplift)
         self.default_profile = _default_profile(context.artifacts.get("default_profile"))
+        objective_file = context.artifacts.get("objective")
+        self.objective: dict[str, Any] = (
+            json.loads(Path(objective_file).read_text(encoding="utf-8")) if objective_file else {}
+        )
 
     def predict(
         self,

@@ -30,6 +30,7 @@ from rich.text import Text
 from nba.config import get_settings
 from nba.exceptions import NBAError
 from nba.ope import Bootstrap
+from nba.policy.evaluation import LABELS, POLICIES
 from nba.simulate import SimulationConfig
 from pipelines.evaluate import DEFAULT_SHARE, Comparison
 from pipelines.features import FeatureBuildReport, build_features
@@ -681,7 +682,7 @@ def _print_counts(title: str, counts: dict[str, int | float]) -> None:
     table.add_column("what")
     table.add_column("count", justify="right")
     for k, v in counts.items():
-        table.add_row(k.replace("_", " "), f"{v:,}")
+        table.add_row(k.replace("_", " "), f"{v:,.2f}" if isinstance(v, float) else f"{v:,}")
     console.print(table)
 
 
@@ -721,6 +722,14 @@ def _print_training(r: TrainReport) -> None:
         f"trained on {r.n_decisions:,} decisions ({r.window[0]} .. {r.window[1]}); "
         f"test period AUC {m['auc']:.3f}, calibration error {m['ece']:.3f}"
     )
+    ranking = (
+        f"ranks by what each action changes over {r.metrics.get('horizon_days', 180):.0f} days"
+        if r.objective == "incremental"
+        else "ranks by chance of a yes x value (acceptance)"
+    )
+    console.print(f"the policy {ranking}")
+    if r.objective_note:
+        console.print(f"[yellow]note:[/] {r.objective_note}")
     if r.truth is not None:
         t = Table(
             title="policy value on the held-out contacts (vs the simulator's oracle)",
@@ -729,21 +738,32 @@ def _print_training(r: TrainReport) -> None:
         t.add_column("policy")
         t.add_column("value per contact", justify="right")
         t.add_column("normalised", justify="right")
-        for name in ("nba", "propensity_only", "random", "product_first", "oracle"):
-            t.add_row(name, f"{r.truth.values[name]:.2f}", f"{r.truth.normalised[name]:.3f}")
+        t.add_column("answered with nothing", justify="right")
+        for name in POLICIES:
+            share = r.truth.nothing_share.get(name)
+            t.add_row(
+                LABELS[name],
+                f"{r.truth.values[name]:.2f}",
+                f"{r.truth.normalised[name]:.3f}",
+                "" if share is None else f"{share:.1%}",
+            )
         console.print(t)
-        fam = Table(
-            title="normalised value by the family the oracle would choose", title_justify="left"
+        console.print(
+            f"{r.truth.n_contacts:,} held-out contacts; Monte Carlo error of the NBA's "
+            f"normalised value +-{r.truth.mc_error:.3f}; retention spend per customer kept: "
+            f"NBA {r.truth.gesture_spend_per_kept.get('nba', float('nan')):.0f}, oracle "
+            f"{r.truth.gesture_spend_per_kept.get('oracle', float('nan')):.0f}"
         )
-        for col in ("family", "contacts", "nba", "product_first", "propensity_only"):
-            fam.add_column(col, justify="left" if col == "family" else "right")
+        fam = Table(title="normalised value by what the oracle would choose", title_justify="left")
+        for col in ("oracle's choice", "contacts", "NBA", "acceptance-only", "product-first"):
+            fam.add_column(col, justify="left" if col == "oracle's choice" else "right")
         for family, row in r.truth.by_family.iterrows():
             fam.add_row(
-                str(family),
+                str(family).replace("_", " "),
                 f"{int(row['contacts']):,}",
                 f"{row['nba']:.3f}",
+                f"{row['acceptance_only']:.3f}",
                 f"{row['product_first']:.3f}",
-                f"{row['propensity_only']:.3f}",
             )
         console.print(fam)
     else:

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nba.catalog import NO_ACTION
 from nba.config import Settings, get_settings
 from nba.contract import load_dataset
 from nba.exceptions import NBAError
@@ -111,13 +112,15 @@ def serve_round(
     rng: np.random.Generator,
 ) -> tuple[float, int]:
     """Serve ``contacts`` with the champion and report outcomes drawn from ``truth``.
-    Returns (true value per answer of the champion's own choices, answers)."""
+    Returns (true value per contact of the champion's own choices, nothing included;
+    answers logged)."""
     ref = resolve(CHAMPION)
     policy = load_policy(ref)
     frame = _policy_input(data_dir, contacts)
     decisions = policy.decide(contacts_from_frame(frame, policy.catalog), None)
     p_accept = truth["p_accept"].to_dict()
-    expected = truth["expected_net_value"].to_dict()
+    # What each choice is truly worth: immediate value and revenue over the horizon.
+    expected = truth["expected_total"].to_dict()
     greedy_value = 0.0
     answered = 0
     moments = [t.to_pydatetime() for t in pd.to_datetime(contacts["timestamp"], utc=True)]
@@ -133,6 +136,7 @@ def serve_round(
             rng,
         )
         if choice.index < 0:
+            greedy_value += expected[(row.contact_id, NO_ACTION)]
             continue  # nothing worth offering: no answer to log
         greedy_value += expected[(row.contact_id, recs[0].action_id)]
         order = shown_order(len(recs), choice.index)[:3]
@@ -161,7 +165,7 @@ def serve_round(
             outcome = "declined" if rng.random() < DECLINE_SHARE else "no_response"
         log.write(OutcomeRecord(decision_id, top, outcome, "simulated", moment))
         answered += 1
-    return greedy_value / max(answered, 1), answered
+    return greedy_value / max(len(contacts), 1), answered
 
 
 def _policy_input(data_dir: Path, contacts: pd.DataFrame) -> pd.DataFrame:

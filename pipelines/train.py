@@ -18,22 +18,46 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from nba.catalog import Catalog
+from nba.catalog import NO_ACTION, Catalog
 from nba.config import Settings, get_settings
 from nba.contract import Dataset, load_dataset
 from nba.exceptions import FeatureStoreError, NBAError
 from nba.feature_store import open_store
 from nba.inputs import decisions_with_reason, history_for, policy_input
-from nba.policy.design import candidate_rows, channel_codes, profile_matrix, reason_codes
-from nba.policy.evaluation import TruthEvaluation, choices, evaluate_against_truth, snipw
+from nba.outcomes import LongTermOutcomes, long_term_outcomes
+from nba.policy.design import (
+    NOTHING_FAMILY,
+    branch_code,
+    branch_rows,
+    candidate_rows,
+    channel_codes,
+    profile_matrix,
+    reason_codes,
+)
+from nba.policy.evaluation import (
+    LABELS,
+    POLICIES,
+    TruthEvaluation,
+    choices,
+    evaluate_against_truth,
+    snipw,
+)
 from nba.policy.frames import INPUT_COLUMNS, contacts_from_frame
 from nba.policy.policy import Policy, Scores
 from nba.policy.response import ResponseModel
+from nba.policy.uplift import UpliftModel
 from nba.profiles import FEATURE_SERVICE, NUMERIC_FEATURE_NAMES
 from nba.tracking import CHAMPION, MODEL_NAME, configure, has_alias, set_alias
+from nba.vocabulary import FAMILIES
 from pipelines.timing import Laps
 
 SPLITS = (0.72, 0.82, 0.91)
+MIN_NOTHING_DECISIONS = 200
+"""Decisions that presented nothing needed to learn what doing nothing is worth."""
+MIN_FULL_HORIZON_SHARE = 0.1
+MIN_FULL_HORIZON_DECISIONS = 500
+"""Decisions (and share of them) that must have lived the whole horizon to learn what
+actions change over it."""
 HISTORICAL_CHUNK_ROWS = 2_000_000
 """Entity rows per get_historical_features call: bounds the offline store's memory on very
 large logs (DuckDB store: 1M rows in one call peaked near 10 GB with the dataset loaded)."""
@@ -51,6 +75,10 @@ class TrainReport:
     per_action: pd.DataFrame
     truth: TruthEvaluation | None
     seconds: dict[str, float] = field(default_factory=dict)
+    objective: str = "acceptance"
+    """What the policy ranks by: ``incremental`` (with the learned Δ) or ``acceptance``."""
+    objective_note: str | None = None
+    """Why the policy fell back to the acceptance ranking, in plain words (or a caveat)."""
 
 
 def training_frame(dataset: Dataset, settings: Settings) -> pd.DataFrame:
@@ -69,9 +97,9 @@ def training_frame(dataset: Dataset, settings: Settings) -> pd.DataFrame:
     # the union of the chunks is the same result.
     n_chunks = max(1, -(-len(entity) // HISTORICAL_CHUNK_ROWS))
     bucket = (pd.util.hash_pandas_object(entity["customer_id"], index=False) % n_chunks).to_numpy()
-    service = store.get_feature_service(FEATURE_SERVICE)
     parts = []
     try:
+        service = store.get_feature_service(FEATURE_SERVICE)
         for k in range(n_chunks):
             chunk = entity[bucket == k]
             parts.append(store.get_historical_features(entity_df=chunk, features=service).to_df())
@@ -91,18 +119,96 @@ def training_frame(dataset: Dataset, settings: Settings) -> pd.DataFrame:
     return frame
 
 
-def design(frame: pd.DataFrame, catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
+def design(frame: pd.DataFrame, catalog: Catalog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(response model rows, accepted 0/1, presented) per logged decision. A ``no_action``
+    decision presented nothing (``presented`` False): its row is not the response model's
+    (it holds the first action) and must not be learnt from."""
     px = profile_matrix({c: frame[c].to_numpy() for c in NUMERIC_FEATURE_NAMES}, len(frame))
-    index = {a: j for j, a in enumerate(catalog.ids)}
-    actions = np.array([index[a] for a in frame["action_id"]])
+    k = len(catalog.actions)
+    index = {a: j for j, a in enumerate(catalog.ids)} | {NO_ACTION: k}
+    actions = np.array([index[a] for a in frame["action_id"]], dtype=np.int64)
     x = candidate_rows(
         px,
         channel_codes(frame["channel"].tolist()),
         reason_codes(frame["reason"].tolist()),
         catalog,
-        actions,
+        np.where(actions < k, actions, 0),
     )
-    return x, (frame["outcome"] == "accepted").to_numpy(dtype=float)
+    return x, (frame["outcome"] == "accepted").to_numpy(dtype=float), actions < k
+
+
+def branch_design(frame: pd.DataFrame, catalog: Catalog) -> np.ndarray:
+    """The uplift model's rows per logged decision: what followed (the family's action
+    accepted or not, or nothing) with the profile and contact."""
+    px = profile_matrix({c: frame[c].to_numpy() for c in NUMERIC_FEATURE_NAMES}, len(frame))
+    family = frame["action_id"].map(
+        {a.id: FAMILIES.index(a.family) for a in catalog.actions} | {NO_ACTION: NOTHING_FAMILY}
+    )
+    return branch_rows(
+        px,
+        channel_codes(frame["channel"].tolist()),
+        reason_codes(frame["reason"].tolist()),
+        branch_code(family.to_numpy(dtype=np.int64), (frame["outcome"] == "accepted").to_numpy()),
+    )
+
+
+def value_objective(
+    catalog: Catalog, frame: pd.DataFrame, outcomes: LongTermOutcomes
+) -> tuple[bool, str | None]:
+    """Whether the data can teach what actions change over the catalog's horizon; if not,
+    why, in plain words (the policy then ranks by acceptance)."""
+    if catalog.objective != "incremental":
+        return False, (
+            catalog.notes[0] if catalog.notes else "the catalog asks for the acceptance ranking"
+        )
+    nothing = int((frame["action_id"] == NO_ACTION).sum())
+    if nothing < MIN_NOTHING_DECISIONS:
+        return False, (
+            f"only {nothing:,} logged decisions presented nothing (at least "
+            f"{MIN_NOTHING_DECISIONS} are needed to learn what doing nothing is worth): "
+            f"log the contacts where agents present nothing as '{NO_ACTION}'; ranking by "
+            "chance of a yes x value meanwhile"
+        )
+    full = float(outcomes.full_horizon.mean()) if outcomes.full_horizon.size else 0.0
+    n_full = int(outcomes.full_horizon.sum())
+    if full < MIN_FULL_HORIZON_SHARE or n_full < MIN_FULL_HORIZON_DECISIONS:
+        return False, (
+            f"only {n_full:,} of the logged decisions ({full:.0%}) are older than the "
+            f"catalog's horizon of {catalog.horizon_days} days (at least "
+            f"{MIN_FULL_HORIZON_DECISIONS:,} and {MIN_FULL_HORIZON_SHARE:.0%} are needed to "
+            "learn what actions change over it): lower horizon_days or bring a longer "
+            "history; ranking by chance of a yes x value meanwhile"
+        )
+    if not (outcomes.fees > 0).any():
+        return False, (
+            "no decision's customer held a contract with a monthly fee, so there is no "
+            "revenue to keep or lose: ranking by chance of a yes x value"
+        )
+    if outcomes.contracts_without_fee:
+        return True, (
+            f"{outcomes.contracts_without_fee:,} contracts have no monthly fee; they count "
+            "0 in the revenue an action can keep"
+        )
+    return True, None
+
+
+UPLIFT_VALID_SHARE = 0.15
+
+
+def fit_uplift(
+    x: np.ndarray, frame: pd.DataFrame, outcomes: LongTermOutcomes, seed: int
+) -> UpliftModel:
+    """The uplift model on the decisions that have lived their whole horizon (censored
+    ones are excluded: measured against censoring weights in the README), whose customer
+    held fees; the newest ``UPLIFT_VALID_SHARE`` of them stop the boosting early."""
+    row = np.searchsorted(outcomes.decision_id, frame["decision_id"].to_numpy(dtype=object))
+    usable = np.flatnonzero(outcomes.full_horizon[row] & (outcomes.fees[row] > 0))
+    label = outcomes.kept_share()[row]
+    cut = int(usable.size * (1 - UPLIFT_VALID_SHARE))
+    train_rows, valid_rows = usable[:cut], usable[cut:]
+    return UpliftModel(seed=seed).fit(
+        x[train_rows], label[train_rows], x[valid_rows], label[valid_rows], outcomes.horizon_months
+    )
 
 
 def _ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
@@ -160,11 +266,14 @@ def logged_scores(policy: Policy, dataset: Dataset, rounds: pd.DataFrame) -> Sco
 def logged_feedback(
     rounds: pd.DataFrame, catalog: Catalog
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(logged action index, logging propensity, realised value: 0 when not known)."""
-    index = {a: j for j, a in enumerate(catalog.ids)}
+    """(logged action index, -1 for nothing; logging propensity; reward: the realised value,
+    0 when not known, plus the long-term revenue estimate where ``rounds`` has one)."""
+    index = {a: j for j, a in enumerate(catalog.ids)} | {NO_ACTION: -1}
     logged = np.array([index[a] for a in rounds["action_id"]], dtype=np.int64)
     prop = rounds["propensity"].to_numpy(dtype=float)
     reward = rounds["value"].fillna(0).to_numpy(dtype=float)
+    if "long_term_revenue" in rounds:
+        reward = reward + rounds["long_term_revenue"].fillna(0).to_numpy(dtype=float)
     return logged, prop, reward
 
 
@@ -185,6 +294,10 @@ def logged_policy_values(
             picked["propensity_only"], logged, prop, reward
         ),
         "logged_value_product_first_snipw": snipw(product_first, logged, prop, reward),
+        "logged_value_acceptance_only_snipw": snipw(
+            picked["acceptance_only"], logged, prop, reward
+        ),
+        "logged_value_nothing_snipw": snipw(np.full(len(logged), -1), logged, prop, reward),
     }
 
 
@@ -299,19 +412,21 @@ def _report(
             "| policy | value per contact | normalised |",
             "|---|---|---|",
         ]
-        for name in ("nba", "propensity_only", "random", "product_first", "oracle"):
-            lines.append(f"| {name} | {truth.values[name]:.2f} | {truth.normalised[name]:.3f} |")
+        for name in POLICIES:
+            lines.append(
+                f"| {LABELS[name]} | {truth.values[name]:.2f} | {truth.normalised[name]:.3f} |"
+            )
         lines += [
             "",
-            "Normalised value by the family the oracle would choose:",
+            "Normalised value by what the oracle would choose:",
             "",
-            "| oracle's family | contacts | NBA | product-first | propensity-only |",
+            "| oracle's choice | contacts | NBA | acceptance-only | product-first |",
             "|---|---|---|---|---|",
         ]
         for fam, r in truth.by_family.iterrows():
             lines.append(
-                f"| {fam} | {int(r.contacts):,} | {r.nba:.3f} | "
-                f"{r.product_first:.3f} | {r.propensity_only:.3f} |"
+                f"| {str(fam).replace('_', ' ')} | {int(r.contacts):,} | {r.nba:.3f} | "
+                f"{r.acceptance_only:.3f} | {r.product_first:.3f} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -349,30 +464,48 @@ def train(
         order = np.random.default_rng(seed).permutation(len(frame))
         frame = frame.iloc[order].reset_index(drop=True)
     frame["family"] = frame["action_id"].map(catalog.family_of)
+    outcomes = long_term_outcomes(dataset, catalog.horizon_days)
+    incremental, objective_note = value_objective(catalog, frame, outcomes)
+    if incremental:
+        at = np.searchsorted(outcomes.decision_id, frame["decision_id"].to_numpy(dtype=object))
+        frame["long_term_revenue"] = outcomes.revenue_estimate()[at]
     lap("training_set")
-    x, y = design(frame, catalog)
+    x, y, shown = design(frame, catalog)
     n = len(frame)
     a, b, c = (int(n * q) for q in SPLITS)
-    say(f"training LightGBM on {a:,} decisions")
+    sa, sb, sc = (np.flatnonzero(shown[lo:hi]) + lo for lo, hi in ((0, a), (a, b), (b, c)))
+    say(f"training LightGBM on {sa.size:,} presented actions")
     model = ResponseModel(seed=seed).fit(
-        x[:a], y[:a], x[a:b], y[a:b], x[b:c], y[b:c], [act.family for act in catalog.actions]
+        x[sa], y[sa], x[sb], y[sb], x[sc], y[sc], [act.family for act in catalog.actions]
     )
+    uplift = None
+    if incremental:
+        say(f"learning what actions change over {catalog.horizon_days} days")
+        uplift = fit_uplift(branch_design(frame, catalog), frame, outcomes, seed)
+    elif objective_note:
+        say(f"note: {objective_note}")
     lap("fit")
     say("evaluating")
     test = frame.iloc[c:].reset_index(drop=True)
-    p_test = model.predict_proba(x[c:])
-    per_action = action_metrics(test, y[c:], p_test)
+    test_shown = np.flatnonzero(shown[c:]) + c
+    p_test = model.predict_proba(x[test_shown])
+    per_action = action_metrics(frame.iloc[test_shown], y[test_shown], p_test)
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
     metrics: dict[str, float] = {
-        "auc": float(roc_auc_score(y[c:], p_test)),
-        "log_loss": float(log_loss(y[c:], p_test)),
-        "brier": float(brier_score_loss(y[c:], p_test)),
-        "ece": _ece(y[c:], p_test),
+        "horizon_days": float(catalog.horizon_days),
+        "auc": float(roc_auc_score(y[test_shown], p_test)),
+        "log_loss": float(log_loss(y[test_shown], p_test)),
+        "brier": float(brier_score_loss(y[test_shown], p_test)),
+        "ece": _ece(y[test_shown], p_test),
         "best_iteration": float(sum(model.rounds_.values())),
         **{f"rounds_{fam}": float(r) for fam, r in model.rounds_.items()},
     }
-    policy = Policy(catalog, model)
+    if uplift is not None:
+        metrics["uplift_rounds"] = float(uplift.fit_.rounds)
+        metrics["uplift_valid_rmse"] = uplift.fit_.valid_rmse
+        metrics["uplift_valid_rmse_constant"] = uplift.fit_.valid_rmse_constant
+    policy = Policy(catalog, model, uplift=uplift)
     metrics.update(logged_policy_values(policy, dataset, test, catalog))
     truth, mix = _truth_evaluation(policy, dataset, Path(data_dir))
     if truth is not None:
@@ -415,13 +548,36 @@ def train(
                     if np.isfinite(row[m])
                 }
             )
-        for f in _plots(out, test, y[c:], p_test, model, mix):
+        mlflow.set_tags(
+            {"objective": "incremental" if uplift else "acceptance"}
+            | ({"objective_note": objective_note} if objective_note else {})
+        )
+        for f in _plots(out, frame.iloc[test_shown], y[test_shown], p_test, model, mix):
             mlflow.log_artifact(str(f), "plots")
         (out / "report.md").write_text(_report(metrics, per_action, truth, window, n))
         mlflow.log_artifact(str(out / "report.md"))
         per_action.to_csv(out / "per_action_metrics.csv")
         mlflow.log_artifact(str(out / "per_action_metrics.csv"))
         (out / "response_model.json").write_text(model.to_json())
+        (out / "objective.json").write_text(
+            json.dumps(
+                {
+                    "objective": "incremental" if uplift else "acceptance",
+                    "requested": catalog.objective,
+                    "horizon_days": catalog.horizon_days,
+                    "note": objective_note,
+                }
+            )
+        )
+        artifacts = {
+            "catalog": catalog.source,
+            "response_model": str(out / "response_model.json"),
+            "default_profile": str(out / "default_profile.json"),
+            "objective": str(out / "objective.json"),
+        }
+        if uplift is not None:
+            (out / "uplift_model.json").write_text(uplift.to_json())
+            artifacts["uplift_model"] = str(out / "uplift_model.json")
         (out / "default_profile.json").write_text(json.dumps(default_profile(frame.iloc[:a])))
         example = policy_input(dataset, _example_contacts(frame))
         example = example[list(INPUT_COLUMNS)]
@@ -434,11 +590,7 @@ def train(
         info = mlflow.pyfunc.log_model(
             name="policy",
             python_model=str(MODEL_CODE),
-            artifacts={
-                "catalog": catalog.source,
-                "response_model": str(out / "response_model.json"),
-                "default_profile": str(out / "default_profile.json"),
-            },
+            artifacts=artifacts,
             signature=infer_signature(example, sample_out, params=params),
             input_example=(example.head(2), params),
             registered_model_name=MODEL_NAME,
@@ -454,7 +606,17 @@ def train(
     lap("mlflow")
     dataset.close()
     return TrainReport(
-        run_id, version, champion, n, window, metrics, per_action, truth, laps.seconds
+        run_id,
+        version,
+        champion,
+        n,
+        window,
+        metrics,
+        per_action,
+        truth,
+        laps.seconds,
+        "incremental" if uplift else "acceptance",
+        objective_note,
     )
 
 
@@ -493,9 +655,14 @@ def _truth_evaluation(
         "USING (customer_id) ORDER BY contact_id"
     ).df()
     frame = policy_input(dataset, contacts)
-    scores, _ = policy.score(contacts_from_frame(frame, policy.catalog))
+    batch = contacts_from_frame(frame, policy.catalog)
+    scores, _ = policy.score(batch)
     result = evaluate_against_truth(
-        scores, policy.catalog, frame["contact_id"].tolist(), pd.read_parquet(truth_file)
+        scores,
+        policy.catalog,
+        frame["contact_id"].tolist(),
+        pd.read_parquet(truth_file),
+        batch.profile_x,
     )
     picked = choices(scores, policy.catalog)["nba"]
     fam = [policy.catalog.actions[j].family if j >= 0 else "nothing" for j in picked]

@@ -113,12 +113,21 @@ def screen(
     return Screen(status, count)
 
 
+def amounts(
+    catalog: Catalog, features: Mapping[str, np.ndarray], n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """((value - cost) x lever, cost) per contact and action, shapes ``(n, n_actions)``."""
+    net = np.empty((n, len(catalog.actions)))
+    cost = np.empty((n, len(catalog.actions)))
+    for j, a in enumerate(catalog.actions):
+        cost[:, j] = a.cost_of(features, n)
+        net[:, j] = (a.value_of(features, n) - cost[:, j]) * a.lever
+    return net, cost
+
+
 def net_values(catalog: Catalog, features: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     """(value - cost) x lever per contact and action, shape ``(n, n_actions)``."""
-    out = np.empty((n, len(catalog.actions)))
-    for j, a in enumerate(catalog.actions):
-        out[:, j] = (a.value_of(features, n) - a.cost) * a.lever
-    return out
+    return amounts(catalog, features, n)[0]
 
 
 def rule_text(catalog: Catalog, j: int, rule: int, count: int, channel: str) -> str:

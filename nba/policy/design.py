@@ -138,16 +138,82 @@ def candidate_rows(
         Shape ``(n_rows, len(MODEL_COLUMNS))``, built in one allocation (batch scoring
         builds millions of rows).
     """
+    family = np.array([_FAMILY_CODE[a.family] for a in catalog.actions], dtype=np.int64)
+    return _rows(
+        profile_x,
+        channels,
+        reasons,
+        len(catalog.actions),
+        family,
+        _FAMILY_CODE[MONOTONE_FAMILY],
+        action_index,
+        contact_index,
+        scratch,
+    )
+
+
+NOTHING_FAMILY = len(FAMILIES)
+"""Family code of presenting nothing, in the uplift model's rows."""
+ACCEPTED, NOT_ACCEPTED = 0, 1
+N_BRANCHES = 2 * (len(FAMILIES) + 1)
+"""What can follow a contact: each family's action accepted or not, and nothing."""
+
+
+def branch_code(family_code: np.ndarray, accepted: np.ndarray) -> np.ndarray:
+    """The branch of (family, accepted or not); family ``NOTHING_FAMILY`` is nothing."""
+    out: np.ndarray = 2 * np.asarray(family_code, dtype=np.int64) + np.where(
+        accepted, ACCEPTED, NOT_ACCEPTED
+    )
+    return out
+
+
+NOTHING_BRANCH = 2 * NOTHING_FAMILY + NOT_ACCEPTED
+
+
+def branch_rows(
+    profile_x: np.ndarray,
+    channels: np.ndarray,
+    reasons: np.ndarray,
+    branch: np.ndarray,
+    contact_index: np.ndarray | None = None,
+    scratch: Scratch | None = None,
+) -> np.ndarray:
+    """Rows of the uplift model (:mod:`nba.policy.uplift`): the columns of
+    :func:`candidate_rows`, with the branch (:func:`branch_code`) in ``ctx_action`` and its
+    family (or ``NOTHING_FAMILY``) in ``ctx_family``."""
+    family = np.repeat(np.arange(len(FAMILIES) + 1, dtype=np.int64), 2)
+    return _rows(
+        profile_x,
+        channels,
+        reasons,
+        N_BRANCHES,
+        family,
+        _FAMILY_CODE[MONOTONE_FAMILY],
+        branch,
+        contact_index,
+        scratch,
+    )
+
+
+def _rows(
+    profile_x: np.ndarray,
+    channels: np.ndarray,
+    reasons: np.ndarray,
+    n_actions: int,
+    family: np.ndarray,
+    monotone_family: int,
+    action_index: np.ndarray | None,
+    contact_index: np.ndarray | None,
+    scratch: Scratch | None,
+) -> np.ndarray:
     n = profile_x.shape[0]
     if action_index is None:
-        k = len(catalog.actions)
-        contact_index = np.repeat(np.arange(n), k)
-        action_index = np.tile(np.arange(k), n)
+        contact_index = np.repeat(np.arange(n), n_actions)
+        action_index = np.tile(np.arange(n_actions), n)
     elif contact_index is None:
         contact_index = np.arange(n)
     act = np.asarray(action_index, dtype=np.int64)
     who = np.asarray(contact_index, dtype=np.int64)
-    family = np.array([_FAMILY_CODE[a.family] for a in catalog.actions], dtype=np.int64)
     shape = (act.size, len(MODEL_COLUMNS))
     out = scratch.array(shape) if scratch is not None else np.empty(shape)
     # One pass per row (no intermediate gathers, no strided column writes): batch scoring
@@ -162,7 +228,7 @@ def candidate_rows(
         family,
         _MODEL_FEATURE_INDEX,
         _MONOTONE_INDEX,
-        _FAMILY_CODE[MONOTONE_FAMILY],
+        monotone_family,
     )
     fill(inputs, out)
     return out

@@ -1,10 +1,21 @@
 """How good is a policy? Against the simulator's oracle, and on logged data.
 
-Baselines (each picks at most one action per contact):
+A policy's value at a contact is what its choice is truly worth there: the expected
+immediate value (chance of a yes x (value - cost)) plus the expected revenue of the
+contracts held, over the catalog's horizon, given that choice (the simulator's Monte Carlo
+truth). Presenting nothing is a choice like any other. Baselines (each picks at most one
+action per contact):
 
+- **nothing**: never present anything;
 - **random**: a uniformly random eligible action (its value is the mean over eligible ones);
+- **acceptance-only**: the engine's own ranking by chance of a yes x (value - cost) (the
+  catalog's ``objective: acceptance``), nothing where no action is above zero;
+- **retention habit**: the same, but a retention gesture is worth ``RETENTION_MONTHS``
+  months of revenue when accepted (as if everyone who accepts would have left without it);
 - **product-first**: the product offer with the highest catalog net value whenever one is
   eligible, otherwise a random eligible action (the product-centric habit);
+- **true acceptance**: acceptance-only with the simulator's *true* acceptance
+  probabilities: the ceiling of any engine that ranks by acceptance;
 - **propensity-only**: the action most likely to be accepted, whatever it is worth.
 
 Normalised value = (V_policy - V_random) / (V_oracle - V_random): 0 is random, 1 the oracle.
@@ -17,22 +28,54 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nba.catalog import Catalog
+from nba.catalog import NO_ACTION, Catalog
 from nba.policy.arbitration import OK, RULE_NOT_WORTH_IT, RULE_VALUE_UNKNOWN
 from nba.policy.policy import Scores
+from nba.policy.uplift import FEES_COLUMN
 
-POLICIES = ("nba", "random", "product_first", "propensity_only", "oracle")
+POLICIES = (
+    "nba",
+    "nothing",
+    "random",
+    "acceptance_only",
+    "retention_habit",
+    "product_first",
+    "true_acceptance",
+    "propensity_only",
+    "oracle",
+)
+RETENTION_MONTHS = 6.0
+LABELS = {
+    "nba": "NBA",
+    "nothing": "always nothing",
+    "random": "random eligible action",
+    "acceptance_only": "acceptance-only (objective: acceptance)",
+    "retention_habit": f"retention saves {RETENTION_MONTHS:g} months of revenue",
+    "product_first": "product-first",
+    "true_acceptance": "acceptance-only, true acceptance rates",
+    "propensity_only": "most likely to be accepted",
+    "oracle": "oracle",
+}
 
 
 @dataclass
 class TruthEvaluation:
     values: dict[str, float]
-    """Mean true expected net value per contact, per policy."""
+    """Mean true expected value per contact (immediate + revenue over the horizon)."""
     normalised: dict[str, float]
     by_family: pd.DataFrame
-    """Rows: the oracle's family; columns: normalised value per policy, and contacts."""
+    """Rows: the oracle's family (or nothing); columns: normalised value per policy, and
+    contacts."""
     n_contacts: int
     action_mix: dict[str, float]
+    """Share of contacts per family of the NBA's choice ("nothing" included)."""
+    nothing_share: dict[str, float]
+    """Share of contacts answered with nothing, per policy."""
+    gesture_spend_per_kept: dict[str, float]
+    """Expected retention-gesture cost per customer-horizon of revenue kept, per policy."""
+    mc_error: float
+    """Monte Carlo standard error of the NBA's normalised value (from the truth's
+    rollouts)."""
 
 
 def choices(scores: Scores, catalog: Catalog) -> dict[str, np.ndarray]:
@@ -48,76 +91,130 @@ def choices(scores: Scores, catalog: Catalog) -> dict[str, np.ndarray]:
     )
     prop = np.where(screened, scores.propensity, -np.inf)
     propensity_only = np.where(screened.any(axis=1), np.argmax(prop, axis=1), -1)
-    return {"nba": nba, "propensity_only": propensity_only}
+    acceptance = np.where(screened, scores.propensity * scores.net_value, -np.inf)
+    return {
+        "nba": nba,
+        "propensity_only": propensity_only,
+        "acceptance_only": _best_positive(acceptance),
+    }
+
+
+def _best_positive(priority: np.ndarray) -> np.ndarray:
+    """Per row the column of the highest priority above zero, else -1 (nothing)."""
+    p = np.nan_to_num(priority, nan=-np.inf)
+    best = np.argmax(p, axis=1)
+    return np.where(p[np.arange(p.shape[0]), best] > 0, best, -1)
+
+
+def _truth_matrix(
+    truth: pd.DataFrame, contact_ids: list[str], ids: list[str], column: str
+) -> np.ndarray:
+    t = truth.set_index(["contact_id", "action_id"])[column]
+    idx = pd.MultiIndex.from_product([contact_ids, ids])
+    return t.reindex(idx).to_numpy().reshape(len(contact_ids), len(ids))
 
 
 def evaluate_against_truth(
-    scores: Scores, catalog: Catalog, contact_ids: list[str], truth: pd.DataFrame
+    scores: Scores,
+    catalog: Catalog,
+    contact_ids: list[str],
+    truth: pd.DataFrame,
+    profile_x: np.ndarray | None = None,
 ) -> TruthEvaluation:
-    """Score the policy and baselines with the simulator's expected net values.
+    """Score the policy and baselines with the simulator's ground truth.
 
-    ``truth`` is ``truth/expected_value.parquet`` (contact_id, action_id, eligible,
-    expected_net_value); rows of ``scores`` follow ``contact_ids``.
+    ``truth`` is ``truth/expected_value.parquet``; rows of ``scores`` follow
+    ``contact_ids``; ``profile_x`` (the contacts' profiles) gives the fees for the
+    retention-habit baseline.
     """
     k = len(catalog.actions)
-    t = truth.set_index(["contact_id", "action_id"])
-    idx = pd.MultiIndex.from_product([contact_ids, list(catalog.ids)])
-    env = t["expected_net_value"].reindex(idx).to_numpy().reshape(-1, k)
-    eligible = t["eligible"].reindex(idx).fillna(False).to_numpy(dtype=bool).reshape(-1, k)
-    if np.isnan(env).any():
+    ids = [*catalog.ids, NO_ACTION]
+    total = _truth_matrix(truth, contact_ids, ids, "expected_total").astype(float)
+    eligible = _truth_matrix(truth, contact_ids, ids, "eligible")
+    eligible = np.where(pd.isna(eligible), False, eligible).astype(bool)
+    if np.isnan(total).any():
         raise ValueError("truth does not cover every scored contact and action")
     n = len(contact_ids)
     rows = np.arange(n)
-    masked = np.where(eligible, env, np.nan)
-    any_elig = eligible.any(axis=1)
+    nothing_value = total[:, k]
+    acts, act_elig = total[:, :k], eligible[:, :k]
+    any_elig = act_elig.any(axis=1)
     with np.errstate(all="ignore"):
-        v_random = np.where(any_elig, np.nanmean(masked, axis=1), 0.0)
-        v_oracle = np.where(any_elig, np.maximum(np.nanmax(masked, axis=1), 0.0), 0.0)
+        masked = np.where(act_elig, acts, np.nan)
+        v_random = np.where(any_elig, np.nanmean(masked, axis=1), nothing_value)
+        best_action = np.nanmax(np.where(act_elig, acts, -np.inf), axis=1)
+    v_oracle = np.maximum(best_action, nothing_value)
     picked = choices(scores, catalog)
+    p_true = _truth_matrix(truth, contact_ids, ids, "p_accept")[:, :k].astype(float)
+    gross = _truth_matrix(truth, contact_ids, ids, "value")[:, :k].astype(float)
+    cost = _truth_matrix(truth, contact_ids, ids, "cost")[:, :k].astype(float)
+    picked["true_acceptance"] = _best_positive(
+        np.where(act_elig, p_true * (gross - cost), -np.inf)
+    )
+    is_retention = np.array([a.family == "retention_gesture" for a in catalog.actions])
+    fees = np.nan_to_num(profile_x[:, FEES_COLUMN]) if profile_x is not None else np.zeros(n)
+    screened = np.isfinite(scores.propensity * scores.net_value) & (
+        (scores.status == OK) | (scores.status == RULE_NOT_WORTH_IT)
+    )
+    habit_net = scores.net_value + np.outer(fees * RETENTION_MONTHS, is_retention)
+    picked["retention_habit"] = _best_positive(
+        np.where(screened, scores.propensity * habit_net, -np.inf)
+    )
 
     def value_of(choice: np.ndarray) -> np.ndarray:
-        return np.where(choice >= 0, env[rows, np.maximum(choice, 0)], 0.0)
+        return np.where(choice >= 0, total[rows, np.maximum(choice, 0)], nothing_value)
 
     is_product = np.array([a.family == "product_offer" for a in catalog.actions])
     catalog_net = np.nan_to_num(scores.net_value, nan=-np.inf)
-    prod = np.where(eligible & is_product, catalog_net, -np.inf)
-    has_prod = (eligible & is_product).any(axis=1)
-    v_product = np.where(has_prod, env[rows, np.argmax(prod, axis=1)], v_random)
+    prod = np.where(act_elig & is_product, catalog_net, -np.inf)
+    has_prod = (act_elig & is_product).any(axis=1)
     per_contact = {
-        "nba": value_of(picked["nba"]),
+        **{p: value_of(c) for p, c in picked.items()},
+        "nothing": nothing_value,
         "random": v_random,
-        "product_first": v_product,
-        "propensity_only": value_of(picked["propensity_only"]),
+        "product_first": np.where(has_prod, acts[rows, np.argmax(prod, axis=1)], v_random),
         "oracle": v_oracle,
     }
-    values = {p: float(v.mean()) for p, v in per_contact.items()}
+    values = {p: float(per_contact[p].mean()) for p in POLICIES}
     span = values["oracle"] - values["random"]
     normalised = {
         p: (values[p] - values["random"]) / span if span > 0 else float("nan") for p in POLICIES
     }
-    best_family = np.array(
-        [
-            catalog.actions[j].family
-            for j in np.nanargmax(np.where(eligible, env, -np.inf), axis=1)
-        ],
-        dtype=object,
-    )
-    best_family[~any_elig | (v_oracle <= 0)] = "nothing"
+    best_index = np.argmax(np.where(act_elig, acts, -np.inf), axis=1)
+    oracle_pick = np.where(best_action > nothing_value, best_index, -1)
+    family_names = np.array([*(a.family for a in catalog.actions), "nothing"], dtype=object)
+    best_family = family_names[np.where(oracle_pick >= 0, oracle_pick, k)]
     frame = pd.DataFrame({p: per_contact[p] for p in POLICIES})
     frame["family"] = best_family
-    by_family = frame.groupby("family").agg(["mean"]).droplevel(1, axis=1)
+    by_family = frame.groupby("family").mean()
     spans = by_family["oracle"] - by_family["random"]
     out = pd.DataFrame(
         {
             p: (by_family[p] - by_family["random"]) / spans.where(spans > 0)
-            for p in ("nba", "product_first", "propensity_only")
+            for p in ("nba", "acceptance_only", "product_first", "true_acceptance")
         }
     )
     out["contacts"] = frame.groupby("family").size()
     chosen = picked["nba"]
-    mix = pd.Series([catalog.actions[j].family if j >= 0 else "nothing" for j in chosen])
+    mix = pd.Series(family_names[np.where(chosen >= 0, chosen, k)])
     shares = {str(f): float(v) for f, v in mix.value_counts(normalize=True).round(4).items()}
-    return TruthEvaluation(values, normalised, out, n, shares)
+    nothing_share = {
+        p: float((c < 0).mean()) for p, c in {**picked, "oracle": oracle_pick}.items()
+    }
+    revenue = _truth_matrix(truth, contact_ids, ids, "expected_revenue").astype(float)
+    spend = {}
+    for p, c in {**picked, "oracle": oracle_pick}.items():
+        g = (c >= 0) & is_retention[np.maximum(c, 0)]
+        j = np.maximum(c, 0)[g]
+        # One customer kept = the fees held, over the whole horizon.
+        whole = np.maximum(fees[g] * catalog.horizon_days / 30.44, 1e-9)
+        kept = (revenue[g, j] - revenue[g, k]) / whole
+        spent = p_true[g, j] * cost[g, j]
+        spend[p] = float(spent.sum() / kept.sum()) if kept.sum() > 0 else float("nan")
+    se = _truth_matrix(truth, contact_ids, ids, "mc_se").astype(float)
+    se_nba = np.where(chosen >= 0, se[rows, np.maximum(chosen, 0)], 0.0)
+    mc_error = float(np.sqrt((se_nba**2).sum()) / n / span) if span > 0 and n else float("nan")
+    return TruthEvaluation(values, normalised, out, n, shares, nothing_share, spend, mc_error)
 
 
 def snipw(

@@ -259,6 +259,22 @@ class ReasonLists:
     def row(self, r: int) -> list[str]:
         return [self.texts[i] for i in self.ids[self.offsets[r] : self.offsets[r + 1]].tolist()]
 
+    def prepend(self, leading: tuple[np.ndarray, list[str]]) -> ReasonLists:
+        """Each row's reasons behind one more sentence: ``leading`` is (a text index per
+        row, -1 for none; those texts)."""
+        first, texts = leading
+        has = first >= 0
+        counts = np.diff(self.offsets) + has
+        offsets = np.zeros(counts.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        ids = np.empty(int(offsets[-1]), dtype=np.int64)
+        ids[offsets[:-1][has]] = first[has] + len(self.texts)
+        rest = np.repeat(offsets[:-1] + has, np.diff(self.offsets)) + (
+            np.arange(self.ids.size) - np.repeat(self.offsets[:-1], np.diff(self.offsets))
+        )
+        ids[rest] = self.ids
+        return ReasonLists(offsets, ids, [*self.texts, *texts])
+
     def take(self, rows: np.ndarray) -> ReasonLists:
         """The reasons of ``rows``, in that order."""
         counts = np.diff(self.offsets)[rows]
@@ -394,3 +410,26 @@ def _top_positive(
             top[r, q] = j
             if size < m:
                 size += 1
+
+
+CHANGE_WORTH_SAYING = 5.0
+"""A change in revenue smaller than this is not worth a sentence."""
+
+
+def change_sentences(change: np.ndarray, horizon_days: int) -> tuple[np.ndarray, list[str]]:
+    """What an action changes, in words an agent can say: per row a text index (-1 for a
+    change too small to mention) and the distinct texts. Amounts are rounded (to 5 below
+    100, to 10 above), so a batch has a few hundred distinct sentences, not millions."""
+    months = max(1, round(horizon_days / 30.44))
+    span = f"over the next {months} month{'s' if months != 1 else ''}"
+    step = np.where(np.abs(change) < 100, 5.0, 10.0)
+    amount = np.round(np.nan_to_num(change) / step) * step
+    speak = np.abs(np.nan_to_num(change)) >= CHANGE_WORTH_SAYING
+    keys, first = np.unique(np.where(speak, amount, 0.0), return_inverse=True)
+    texts = [
+        f"likely keeps this customer: about {k:,.0f} more revenue {span}"
+        if k > 0
+        else f"may put this customer off: about {-k:,.0f} less revenue {span}"
+        for k in keys
+    ]
+    return np.where(speak, first, -1).astype(np.int64), texts

@@ -35,6 +35,8 @@ RECOMMENDATIONS_SCHEMA = pa.schema(
         ("priority", pa.float64()),
         ("reasons", pa.list_(pa.string())),
         ("model_version", pa.string()),
+        ("cost", pa.float64()),
+        ("long_term_value", pa.float64()),
     ]
 )
 RECOMMENDATION_COLUMNS = (
@@ -48,6 +50,8 @@ RECOMMENDATION_COLUMNS = (
     "priority",
     "reasons",
     "model_version",
+    "cost",
+    "long_term_value",
 )
 
 
@@ -111,6 +115,8 @@ def decisions_to_frame(
                     "priority": r.priority,
                     "reasons": list(r.reasons),
                     "model_version": model_version,
+                    "cost": r.cost,
+                    "long_term_value": r.long_term_value,
                     "name": r.name,
                     "script": r.script,
                     "rule": None,
@@ -130,6 +136,8 @@ def decisions_to_frame(
                         "priority": None,
                         "reasons": [],
                         "model_version": model_version,
+                        "cost": None,
+                        "long_term_value": None,
                         "name": None,
                         "script": None,
                         "rule": s.rule,
@@ -164,6 +172,10 @@ def ranking_table(
             pa.array(ranking.priority, pa.float64()),
             reasons,
             pa.array(np.full(len(ranking), version, dtype=object), pa.string()),
+            pa.array(ranking.cost if ranking.cost is not None else np.zeros(len(ranking))),
+            pa.array(ranking.change, pa.float64())
+            if ranking.change is not None
+            else pa.nulls(len(ranking), pa.float64()),
         ],
         schema=RECOMMENDATIONS_SCHEMA,
     )

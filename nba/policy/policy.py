@@ -16,17 +16,30 @@ from nba.policy.arbitration import (
     RULE_NOT_WORTH_IT,
     RULE_VALUE_UNKNOWN,
     History,
+    amounts,
     feature_arrays,
     net_values,
     rule_text,
     screen,
 )
-from nba.policy.design import Scratch, candidate_rows, channel_codes, reason_codes
-from nba.policy.explain import ReasonLists, reason_lists
+from nba.policy.design import (
+    NOTHING_BRANCH,
+    NOTHING_FAMILY,
+    Scratch,
+    branch_code,
+    branch_rows,
+    candidate_rows,
+    channel_codes,
+    reason_codes,
+)
+from nba.policy.explain import ReasonLists, change_sentences, reason_lists
 from nba.policy.response import ResponseModel
+from nba.policy.uplift import FEES_COLUMN, UpliftModel
 from nba.vocabulary import FAMILIES
 
 _CANDIDATE_ROWS, _EXPLAINED_ROWS, _CONTRIBUTIONS = Scratch(), Scratch(), Scratch()
+_BRANCH_ROWS = Scratch()
+_BRANCH_BLOCK = 100_000
 """Each thread's memory for the design rows of :meth:`Policy._candidate_scores`, and the
 ranked rows and their contributions in :meth:`Policy.rank` (reused: see ``Scratch``)."""
 
@@ -67,6 +80,9 @@ class Recommendation:
     value: float
     priority: float
     reasons: list[str]
+    cost: float = 0.0
+    long_term_value: float | None = None
+    """Δ: the learned change in revenue over the horizon (None: acceptance ranking)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,10 @@ class Scores:
     priority: np.ndarray
     status: np.ndarray
     count: np.ndarray
+    change: np.ndarray | None = None
+    """Δ: the learned change in revenue over the horizon (None: acceptance ranking)."""
+    cost: np.ndarray | None = None
+    """Cost if accepted."""
 
 
 @dataclass
@@ -108,21 +128,101 @@ class Ranking:
     net_value: np.ndarray
     priority: np.ndarray
     reasons: ReasonLists
+    change: np.ndarray | None = None
+    cost: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.contact.size)
 
 
 class Policy:
-    """Ranks the catalog's actions for contacts."""
+    """Ranks the catalog's actions for contacts.
 
-    def __init__(self, catalog: Catalog, model: ResponseModel, version: str = "dev") -> None:
+    priority = P(accept) x (value - cost) x lever + Δ, where Δ (with an ``uplift`` model)
+    is what presenting the action changes in the revenue of the horizon against presenting
+    nothing; without one, the acceptance ranking. Nothing is the answer where no action's
+    priority is above zero.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        model: ResponseModel,
+        version: str = "dev",
+        uplift: UpliftModel | None = None,
+    ) -> None:
         self.catalog = catalog
         self.model = model
         self.version = version
+        self.uplift = uplift
         self._family_code = np.array(
             [FAMILIES.index(a.family) for a in catalog.actions], dtype=int
         )
+
+    def _change(
+        self, contacts: Contacts, p: np.ndarray, who: np.ndarray, act: np.ndarray
+    ) -> np.ndarray | None:
+        """Δ of each candidate (contact ``who[r]``, action ``act[r]``) as a ``(n, k)``
+        matrix (NaN elsewhere); ``None`` without an uplift model. ``p`` is the ``(n, k)``
+        acceptance probability.
+
+        Δ(a) = p(a) x kept(accepted, family of a) + (1 - p(a)) x kept(not accepted, family)
+        - kept(nothing), times the fees at stake over the horizon: an action changes the
+        months that follow through what the customer does with it (see
+        :mod:`nba.policy.uplift`)."""
+        if self.uplift is None:
+            return None
+        n, k = len(contacts), len(self.catalog.actions)
+        out = np.full((n, k), np.nan)
+        if not who.size:
+            return out
+        fam = self._family_code[act]
+        # One accepted and one not-accepted row per (contact, family), one nothing row per
+        # contact: far fewer rows than candidates x outcomes.
+        pair = np.unique(who * (NOTHING_FAMILY + 1) + fam)
+        pair_who, pair_fam = pair // (NOTHING_FAMILY + 1), pair % (NOTHING_FAMILY + 1)
+        asked = np.unique(who)
+        branches = np.concatenate(
+            [
+                branch_code(pair_fam, np.ones(pair.size, dtype=bool)),
+                branch_code(pair_fam, np.zeros(pair.size, dtype=bool)),
+                np.full(asked.size, NOTHING_BRANCH),
+            ]
+        )
+        rows_of = np.concatenate([pair_who, pair_who, asked])
+        kept = self._kept_share(contacts, branches, rows_of)
+        at = np.searchsorted(pair, who * (NOTHING_FAMILY + 1) + fam)
+        accepted, declined = kept[at], kept[pair.size + at]
+        base = np.empty(n)
+        base[asked] = kept[2 * pair.size :]
+        q = p[who, act]
+        stake = np.nan_to_num(contacts.profile_x[who, FEES_COLUMN], nan=0.0)
+        stake *= self.uplift.horizon_months_
+        out[who, act] = stake * (q * accepted + (1 - q) * declined - base[who])
+        if contacts.cold is not None and contacts.cold.any():
+            out[contacts.cold] = 0.0  # no profile: nothing known about what it changes
+        return out
+
+    def _kept_share(
+        self, contacts: Contacts, branches: np.ndarray, rows_of: np.ndarray
+    ) -> np.ndarray:
+        """The uplift model's kept share for (branch, contact) pairs, in blocks (bounded
+        memory on batches of millions)."""
+        assert self.uplift is not None
+        channels, reasons = channel_codes(contacts.channel), reason_codes(contacts.reason)
+        out = np.empty(branches.size)
+        for lo in range(0, branches.size, _BRANCH_BLOCK):
+            hi = min(lo + _BRANCH_BLOCK, branches.size)
+            x = branch_rows(
+                contacts.profile_x,
+                channels,
+                reasons,
+                branches[lo:hi],
+                rows_of[lo:hi],
+                scratch=_BRANCH_ROWS,
+            )
+            out[lo:hi] = self.uplift.kept_share(x)
+        return out
 
     def score(self, contacts: Contacts) -> tuple[Scores, np.ndarray]:
         """Propensity, value and rules for every contact x action (one ``predict``).
@@ -138,9 +238,10 @@ class Policy:
             self.catalog,
         )
         p = self.model.predict_proba(x).reshape(n, k) if n else np.empty((0, k))
-        return self._arbitrate(contacts, p), x
+        change = self._change(contacts, p, np.repeat(np.arange(n), k), np.tile(np.arange(k), n))
+        return self._arbitrate(contacts, p, change), x
 
-    def _arbitrate(self, contacts: Contacts, p: np.ndarray) -> Scores:
+    def _arbitrate(self, contacts: Contacts, p: np.ndarray, change: np.ndarray | None) -> Scores:
         n = len(contacts)
         feats = feature_arrays(contacts.profile_x)
         sc = screen(
@@ -148,20 +249,21 @@ class Policy:
         )
         if contacts.cold is not None and contacts.cold.any():
             p[contacts.cold] = self.model.prior_rates()
-        net = net_values(self.catalog, feats, n)
-        priority = p * net
+        net, cost = amounts(self.catalog, feats, n)
+        priority = p * net if change is None else p * net + change
         status = sc.status.copy()
         ok = status == OK
         status[ok & np.isnan(net)] = RULE_VALUE_UNKNOWN
         status[(status == OK) & ~(priority > 0)] = RULE_NOT_WORTH_IT
-        return Scores(p, net, priority, status, sc.count)
+        return Scores(p, net, priority, status, sc.count, change, cost)
 
     def _candidate_scores(self, contacts: Contacts) -> tuple[Scores, np.ndarray, np.ndarray]:
         """Like :meth:`score`, but the model scores only the actions that pass the rules
-        and have a positive value (the others are dropped whatever their propensity, and
-        get NaN). Returns the scores, the candidates' design rows (sorted by family, so
-        each family model scores a slice; in this thread's scratch memory, valid until its
-        next call) and each (contact, action)'s row in it (-1: none).
+        and could be worth it (a positive value; with an uplift model, any known value);
+        the others are dropped whatever their propensity, and get NaN. Returns the scores,
+        the candidates' design rows (sorted by family, so each family model scores a slice;
+        in this thread's scratch memory, valid until its next call) and each (contact,
+        action)'s row in it (-1: none).
         """
         n, k = len(contacts), len(self.catalog.actions)
         feats = feature_arrays(contacts.profile_x)
@@ -169,7 +271,8 @@ class Policy:
             self.catalog, feats, contacts.active_products, contacts.channel, contacts.history
         )
         net = net_values(self.catalog, feats, n)
-        who, act = np.nonzero((sc.status == OK) & (net > 0))
+        worth = (net > 0) if self.uplift is None else np.isfinite(net)
+        who, act = np.nonzero((sc.status == OK) & worth)
         by_family = np.argsort(self._family_code[act], kind="stable")
         who, act = who[by_family], act[by_family]
         x = candidate_rows(
@@ -186,7 +289,7 @@ class Policy:
             p[who, act] = self.model.predict_proba(x)
         row = np.full((n, k), -1, dtype=np.int64)
         row[who, act] = np.arange(who.size)
-        return self._arbitrate(contacts, p), x, row
+        return self._arbitrate(contacts, p, self._change(contacts, p, who, act)), x, row
 
     def rank(self, contacts: Contacts, limit: int | None = None) -> tuple[Ranking, Scores]:
         """Ranked recommendations of every contact (best first, at most ``limit``), columnar,
@@ -215,6 +318,9 @@ class Policy:
         )
         found = reason_lists(contributions, rows).take(np.argsort(by_row))
         reasons = _with_fixed_reasons(found, explained, cold)
+        change = None if scores.change is None else scores.change[who, act]
+        if change is not None:
+            reasons = reasons.prepend(change_sentences(change, self.catalog.horizon_days))
         ranking = Ranking(
             who,
             act,
@@ -223,6 +329,8 @@ class Policy:
             scores.net_value[who, act],
             scores.priority[who, act],
             reasons,
+            change,
+            None if scores.cost is None else scores.cost[who, act],
         )
         return ranking, scores
 
@@ -246,6 +354,8 @@ class Policy:
                         float(ranking.net_value[r]),
                         float(ranking.priority[r]),
                         ranking.reasons.row(r),
+                        0.0 if ranking.cost is None else float(ranking.cost[r]),
+                        None if ranking.change is None else float(ranking.change[r]),
                     )
                 )
             suppressed = [

@@ -34,6 +34,33 @@ MIN_FAMILY_ROWS = 200
 """A family needs this many rows in each time slice (and both outcomes) to get a model."""
 
 
+def booster_params(
+    objective: str,
+    learning_rate: float,
+    num_leaves: int,
+    min_child_samples: int,
+    n_threads: int,
+    seed: int,
+) -> dict[str, Any]:
+    """LightGBM settings shared by the engine's boosters (deterministic, row-wise)."""
+    return {
+        "objective": objective,
+        "learning_rate": learning_rate,
+        "num_leaves": num_leaves,
+        "min_child_samples": min_child_samples,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "cat_smooth": 10.0,
+        "num_threads": n_threads,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+    }
+
+
 @dataclass(frozen=True)
 class Evidence:
     """How much each action was tried and accepted in the training data."""
@@ -96,22 +123,16 @@ class ResponseModel:
 
     def params(self) -> dict[str, Any]:
         return {
-            "objective": "binary",
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
-            "feature_fraction": 0.8,
-            "bagging_fraction": 0.8,
-            "bagging_freq": 1,
-            "lambda_l2": 1.0,
-            "cat_smooth": 10.0,
+            **booster_params(
+                "binary",
+                self.learning_rate,
+                self.num_leaves,
+                self.min_child_samples,
+                self.n_threads,
+                self.seed,
+            ),
             "monotone_constraints": list(MONOTONE_CONSTRAINTS),
             "monotone_constraints_method": "advanced",
-            "num_threads": self.n_threads,
-            "seed": self.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "verbosity": -1,
         }
 
     def fit(

@@ -18,13 +18,14 @@ import pytest
 
 from nba.catalog import load_catalog
 from nba.contract import load_dataset
-from nba.inputs import decisions_with_reason, policy_input, profiles_at
+from nba.inputs import policy_input
 from nba.policy.explain import _reason_of, reason_lists, top_reasons
 from nba.policy.frames import contacts_from_frame
 from nba.policy.policy import Policy
 from nba.policy.response import FAMILY_COLUMN, ResponseModel
 from nba.simulate import SimulationConfig, simulate_world, write_world
 from pipelines.train import SPLITS, design
+from tests.model.conftest import decision_frame
 
 pytestmark = pytest.mark.slow
 CONFIG = SimulationConfig(customers=5000, months=8, seed=5, holdout_weeks=3, history_months=3)
@@ -36,12 +37,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     catalog = load_catalog()
     write_world(simulate_world(CONFIG, catalog), out, CONFIG, catalog.source)
     ds = load_dataset(out)
-    dec = decisions_with_reason(ds)
-    frame = pd.concat(
-        [dec, profiles_at(ds, dec).drop(columns=["customer_id", "timestamp"])], axis=1
-    )
-    x, y = design(frame, ds.catalog)
-    n = len(frame)
+    frame = decision_frame(ds)
+    x, y, shown = design(frame, ds.catalog)
+    x, y = x[shown], y[shown]  # the response model learns from presented actions
+    n = len(x)
     a, b = int(n * SPLITS[0]), int(n * SPLITS[1])
     model = ResponseModel().fit(
         x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], [act.family for act in ds.catalog.actions]

@@ -81,7 +81,8 @@ def test_demo_runs_end_to_end_and_registers_a_champion(nba_home: Path) -> None:
     for step in ("1. simulate", "2. validate", "3. features", "4. train", "5. score"):
         assert step in out
     assert "made @champion" in out
-    assert "normalised" in out and "product_first" in out
+    assert "normalised" in out and "product-first" in out and "always nothing" in out
+    assert "ranks by what each action changes" in out
     assert out.count("contact K") == 3  # three example contacts with ranked actions
     assert resolve().version == "1"
     assert (nba_home / "recommendations.parquet").is_file()

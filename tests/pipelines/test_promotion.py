@@ -30,7 +30,10 @@ def train_on_noise(world: Path, tmp_path: Path) -> str:
     shutil.copytree(world, noise, ignore=shutil.ignore_patterns("truth"))
     decisions = pd.read_parquet(noise / "decisions.parquet")
     accepted = decisions["outcome"] == "accepted"
-    decisions["outcome"] = np.where(accepted, "declined", "accepted")
+    presented = decisions["action_id"] != "no_action"  # nothing stays nothing
+    decisions["outcome"] = np.where(
+        presented, np.where(accepted, "declined", "accepted"), decisions["outcome"]
+    )
     decisions.to_parquet(noise / "decisions.parquet")
     build_features(noise, online=False)
     version = train(noise).version
