@@ -493,10 +493,11 @@ def allocate_file(
     write the chosen rows (rank 1) to ``out``. Returns the allocation, rows, action mix."""
     table = pq.read_table(ranked)
     contact = pc.rank(table.column("contact_id"), sort_keys="ascending", tiebreaker="dense")
-    cost = {a.id: a.cost for a in policy.catalog.actions}
     actions = table.column("action_id").to_numpy(zero_copy_only=False)
     propensity = table.column("propensity").to_numpy()
-    spend = propensity * np.array([cost[a] for a in actions.tolist()])
+    # Budgets count the real cost of each recommendation (an expression may make it
+    # depend on the customer), expected: chance of a yes x cost if accepted.
+    spend = propensity * table.column("cost").to_numpy()
     result = allocate(
         contact.to_numpy().astype(np.int64) - 1,
         actions,

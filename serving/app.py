@@ -440,6 +440,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if recommender.reader
             else f"unavailable ({recommender.store_error})",
             decision_log=state["log"].url,
+            objective=recommender.model.objective if recommender.model else None,
+            objective_note=recommender.model.objective_note if recommender.model else None,
             detail=None if ready else recommender.model_error,
         )
         return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

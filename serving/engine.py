@@ -59,6 +59,14 @@ class LoadedModel:
     default_profile: np.ndarray
     action_index: dict[str, int]  # catalog id -> position, for the contact history
     action_names: dict[str, str]  # catalog id -> name, for the suppressed actions
+    objective: str = "acceptance"  # what the policy ranks by (see pipelines.train)
+    objective_note: str | None = None
+
+
+NOTHING_REASON = (
+    "Nothing is worth offering this customer right now: just help with the request. "
+    "No action is expected to do more good than harm today."
+)
 
 
 def load_champion(settings: Settings, ref: ModelRef | None = None) -> LoadedModel:
@@ -74,12 +82,15 @@ def load_champion(settings: Settings, ref: ModelRef | None = None) -> LoadedMode
     model.policy.model.predict_threads = 1
     model.policy.model.prepare()
     actions = model.policy.catalog.actions
+    objective = getattr(model, "objective", {})
     return LoadedModel(
         model.policy,
         ref.version,
         default,
         {a.id: j for j, a in enumerate(actions)},
         {a.id: a.name for a in actions},
+        "incremental" if model.policy.uplift is not None else "acceptance",
+        objective.get("note"),
     )
 
 
@@ -308,6 +319,7 @@ class Recommender:
                 value=r.value,
                 priority=r.priority,
                 reasons=[DEGRADED_REASON_TEXT] if degraded else list(r.reasons),
+                long_term_value=r.long_term_value,
             )
             for r in shown
         ]
@@ -319,6 +331,7 @@ class Recommender:
             known_customer=profile.known,
             features_timestamp=profile.timestamp,
             recommendations=recs,
+            nothing_reason=None if recs else NOTHING_REASON,
             suppressed=[
                 SuppressedOut(
                     action_id=s.action_id, name=model.action_names[s.action_id], rule=s.rule

@@ -61,8 +61,17 @@ class RecommendationOut(BaseModel):
     script: str | None = Field(description="Talk track for the agent.")
     propensity: float = Field(description="Calibrated probability the customer accepts.")
     value: float = Field(description="Net value if accepted: (value - cost) x lever.")
-    priority: float = Field(description="propensity x value: the ranking score.")
+    priority: float = Field(
+        description="The ranking score: propensity x value, plus long_term_value when the "
+        "model ranks by what actions change."
+    )
     reasons: list[str] = Field(description="Why, in plain words.")
+    long_term_value: float | None = Field(
+        default=None,
+        description="What presenting the action changes in the customer's revenue over the "
+        "catalog's horizon, against presenting nothing (learned); null when the model ranks "
+        "by acceptance.",
+    )
 
 
 class SuppressedOut(BaseModel):
@@ -113,6 +122,11 @@ class RecommendationResponse(BaseModel):
     known_customer: bool = Field(description="False: no profile yet, a cold-start answer.")
     features_timestamp: datetime | None = Field(description="When the profile was computed.")
     recommendations: list[RecommendationOut]
+    nothing_reason: str | None = Field(
+        default=None,
+        description="When no action is recommended: why, in plain words (nothing is a "
+        "real answer: help with the request, offer nothing).",
+    )
     suppressed: list[SuppressedOut]
 
 
@@ -188,4 +202,12 @@ class Readiness(BaseModel):
     model_version: str | None
     feature_store: str
     decision_log: str
+    objective: str | None = Field(
+        default=None,
+        description="What the loaded model ranks by: 'incremental' (what an action changes) "
+        "or 'acceptance'.",
+    )
+    objective_note: str | None = Field(
+        default=None, description="Why the model fell back to the acceptance ranking, if it did."
+    )
     detail: str | None = None

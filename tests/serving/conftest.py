@@ -45,7 +45,13 @@ class Workspace:
 def _build(home: Path, env: dict[str, str]) -> Workspace:
     data = home.parent / "data"
     with environment(NBA_HOME=str(home), **env):
-        catalog = load_catalog()
+        # A 60-day horizon, so that 6 months of decisions teach what actions change and
+        # the API is tested on the incremental ranking (180 days would fall back).
+        short = home.parent / "actions.yaml"
+        default = Path(load_catalog().source).read_text(encoding="utf-8")
+        short.write_text(default.replace("horizon_days: 180", "horizon_days: 60"))
+        catalog = load_catalog(short)
+        assert catalog.horizon_days == 60
         write_world(simulate_world(CONFIG, catalog), data, CONFIG, catalog.source)
         build_features(data)
         train(data)

@@ -50,9 +50,15 @@ def test_recommendation_answer_is_ranked_explained_and_logged(api: Api) -> None:
     priorities = [r["priority"] for r in recs]
     assert priorities == sorted(priorities, reverse=True)
     for r in recs:
-        assert 0 < r["propensity"] < 1 and r["value"] > 0
-        assert r["priority"] == pytest.approx(r["propensity"] * r["value"])
+        # The workspace's model ranks by what actions change: priority is the expected
+        # value of a yes plus the learned change in the coming months' revenue.
+        assert 0 < r["propensity"] < 1 and r["long_term_value"] is not None
+        assert r["priority"] == pytest.approx(r["propensity"] * r["value"] + r["long_term_value"])
+        assert r["priority"] > 0
         assert r["reasons"] and all(" " in s and "_" not in s for s in r["reasons"])
+    assert a["nothing_reason"] is None
+    ready = api.client.get("/readyz").json()
+    assert ready["objective"] == "incremental" and ready["objective_note"] is None
     assert all(s["rule"] for s in suppressed)
     assert not {r["action_id"] for r in recs} & {s["action_id"] for s in suppressed}
 

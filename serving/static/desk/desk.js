@@ -241,6 +241,11 @@ function renderProfile(summary) {
   $("profile").hidden = false;
 }
 
+function signed(amount) {
+  const rounded = Math.round(amount);
+  return rounded > 0 ? `+${rounded}` : `${rounded}`;
+}
+
 function renderActions(answer) {
   const ranked = $("ranked");
   ranked.replaceChildren();
@@ -267,7 +272,10 @@ function renderActions(answer) {
       el(
         "p",
         { className: "numbers" },
-        `chance of a yes ${percent(rec.propensity)} · worth ${rec.value.toFixed(2)} if accepted`,
+        `chance of a yes ${percent(rec.propensity)} · worth ${rec.value.toFixed(2)} if accepted` +
+          (rec.long_term_value == null
+            ? ""
+            : ` · changes the coming months' revenue by ${signed(rec.long_term_value)}`),
       ),
       buttons,
     );
@@ -275,6 +283,7 @@ function renderActions(answer) {
     ranked.append(item);
   });
   $("nothing").hidden = answer.recommendations.length > 0;
+  if (answer.nothing_reason) $("nothing").textContent = answer.nothing_reason;
   const held = $("suppressed");
   held.replaceChildren(
     ...answer.suppressed.map((s) => {
