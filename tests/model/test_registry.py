@@ -50,6 +50,12 @@ def test_training_registers_a_champion_with_metrics_and_plots(
     assert resolve().version == "1"
     configure()
     run = mlflow.get_run(report.run_id)
+    # Six months of decisions cannot show what actions change over 180 days: the policy
+    # falls back to the acceptance ranking and says so, on the run too.
+    assert report.objective == "acceptance"
+    assert report.objective_note is not None and "horizon of 180 days" in report.objective_note
+    assert run.data.tags["objective"] == "acceptance"
+    assert "lower horizon_days" in run.data.tags["objective_note"]
     # Everything stays in the workspace: the run's artifacts live under NBA_HOME.
     assert mlflow.get_experiment(run.info.experiment_id).name == "nba-policy"
     assert run.info.artifact_uri.startswith(nba_home.resolve().as_uri())

@@ -109,10 +109,12 @@ def test_allocation_respects_the_limits_and_is_not_below_greedy(
     recs = pd.read_parquet(out)
     assert not recs["contact_id"].duplicated().any() and (recs["rank"] == 1).all()
     assert (recs["action_id"] == busiest).sum() <= cap
-    catalog = load_catalog()
-    cost = {a.id: a.cost for a in catalog.actions}
+    # The budget counts each recommendation's real cost (an expression of the fees for
+    # the discounts), as the table reports it.
+    upgrade = recs[recs["action_id"] == "retention_free_upgrade"]
+    assert (upgrade["cost"] == load_catalog().by_id("retention_free_upgrade").cost).all()
     retention = recs[recs["family"] == "retention_gesture"]
-    spent = (retention["propensity"] * retention["action_id"].map(cost)).sum()
+    spent = (retention["propensity"] * retention["cost"]).sum()
     assert spent <= 50 * (1 + 1e-9)
     assert allocation.usage[f"capacity {busiest}"][0] <= cap
     assert allocation.value == pytest.approx(recs["priority"].sum())
