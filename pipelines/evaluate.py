@@ -26,6 +26,7 @@ from nba.config import Settings, get_settings
 from nba.contract import load_dataset
 from nba.exceptions import NBAError
 from nba.ope import DEFAULT_BOOTSTRAP, BanditFeedback, Bootstrap, Estimate, compare, estimate
+from nba.outcomes import long_term_outcomes
 from nba.policy.evaluation import choices
 from nba.tracking import CHALLENGER, CHAMPION, ModelRef, configure, load_policy, resolve, set_alias
 from pipelines.train import logged_feedback, logged_scores, training_frame
@@ -51,9 +52,10 @@ class Comparison:
 
 
 def _one_hot(choice: np.ndarray, k: int) -> np.ndarray:
-    dist = np.zeros((len(choice), k))
-    rows = np.flatnonzero(choice >= 0)
-    dist[rows, choice[rows]] = 1.0
+    """Deterministic choices (-1: nothing) as distributions over the ``k`` actions and
+    nothing (column ``k``)."""
+    dist = np.zeros((len(choice), k + 1))
+    dist[np.arange(len(choice)), np.where(choice >= 0, choice, k)] = 1.0
     return dist
 
 
@@ -92,12 +94,26 @@ def compare_policies(
             raise NBAError("champion and challenger have different action catalogs")
         old = logged_scores(champion, dataset, rounds)
         new = logged_scores(challenger, dataset, rounds)
+        if champion.uplift is not None or challenger.uplift is not None:
+            # Judge the objective the policies rank by: immediate value plus the revenue
+            # kept over the horizon (censoring-weighted: the newest decisions have not
+            # lived it yet).
+            outcomes = long_term_outcomes(dataset, champion.catalog.horizon_days)
+            at = np.searchsorted(outcomes.decision_id, rounds["decision_id"].to_numpy(object))
+            rounds["long_term_revenue"] = outcomes.revenue_estimate()[at]
     finally:
         dataset.close()
     logged, pscore, reward = logged_feedback(rounds, champion.catalog)
-    feedback = BanditFeedback(logged, reward, pscore)
-    # The reward model for DM/DR: the challenger's expected net value of each action.
-    q = np.nan_to_num(new.propensity * new.net_value, nan=0.0)
+    feedback = BanditFeedback(np.where(logged >= 0, logged, k), reward, pscore)
+    # The reward model for DM/DR: the challenger's expected value of each action and of
+    # nothing. With the long-term objective, nothing's is the log's mean revenue kept and
+    # an action's adds its Δ: DR corrects each row's error with its logged reward.
+    expected = new.propensity * new.net_value
+    base = np.zeros((len(rounds), 1))
+    if new.change is not None and "long_term_revenue" in rounds:
+        base += float(rounds["long_term_revenue"].mean())
+        expected = expected + new.change + base
+    q = np.hstack([np.nan_to_num(expected, nan=0.0), base])
     dists = {
         "champion": _one_hot(choices(old, champion.catalog)["nba"], k),
         "challenger": _one_hot(choices(new, challenger.catalog)["nba"], k),
