@@ -204,10 +204,10 @@ def evaluate_against_truth(
     revenue = _truth_matrix(truth, contact_ids, ids, "expected_revenue").astype(float)
     spend = {}
     for p, c in {**picked, "oracle": oracle_pick}.items():
-        g = (c >= 0) & is_retention[np.maximum(c, 0)]
+        g = (c >= 0) & is_retention[np.maximum(c, 0)] & (fees > 0)
         j = np.maximum(c, 0)[g]
         # One customer kept = the fees held, over the whole horizon.
-        whole = np.maximum(fees[g] * catalog.horizon_days / 30.44, 1e-9)
+        whole = fees[g] * catalog.horizon_days / 30.44
         kept = (revenue[g, j] - revenue[g, k]) / whole
         spent = p_true[g, j] * cost[g, j]
         spend[p] = float(spent.sum() / kept.sum()) if kept.sum() > 0 else float("nan")
