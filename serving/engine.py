@@ -80,6 +80,8 @@ def load_champion(settings: Settings, ref: ModelRef | None = None) -> LoadedMode
     # all-unknown (NaN) instead.
     default = getattr(model, "default_profile", _UNKNOWN_PROFILE)
     model.policy.model.predict_threads = 1
+    if model.policy.uplift is not None:
+        model.policy.uplift.predict_threads = 1  # a dozen rows: threads only cost
     model.policy.model.prepare()
     actions = model.policy.catalog.actions
     objective = getattr(model, "objective", {})
