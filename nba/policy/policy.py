@@ -18,7 +18,6 @@ from nba.policy.arbitration import (
     History,
     amounts,
     feature_arrays,
-    net_values,
     rule_text,
     screen,
 )
@@ -241,7 +240,15 @@ class Policy:
         change = self._change(contacts, p, np.repeat(np.arange(n), k), np.tile(np.arange(k), n))
         return self._arbitrate(contacts, p, change), x
 
-    def _arbitrate(self, contacts: Contacts, p: np.ndarray, change: np.ndarray | None) -> Scores:
+    def _arbitrate(
+        self,
+        contacts: Contacts,
+        p: np.ndarray,
+        change: np.ndarray | None,
+        money: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> Scores:
+        """``money``: :func:`amounts` if already computed (expressions cost time per
+        answer)."""
         n = len(contacts)
         feats = feature_arrays(contacts.profile_x)
         sc = screen(
@@ -249,7 +256,7 @@ class Policy:
         )
         if contacts.cold is not None and contacts.cold.any():
             p[contacts.cold] = self.model.prior_rates()
-        net, cost = amounts(self.catalog, feats, n)
+        net, cost = money if money is not None else amounts(self.catalog, feats, n)
         priority = p * net if change is None else p * net + change
         status = sc.status.copy()
         ok = status == OK
@@ -270,7 +277,8 @@ class Policy:
         sc = screen(
             self.catalog, feats, contacts.active_products, contacts.channel, contacts.history
         )
-        net = net_values(self.catalog, feats, n)
+        money = amounts(self.catalog, feats, n)
+        net = money[0]
         worth = (net > 0) if self.uplift is None else np.isfinite(net)
         who, act = np.nonzero((sc.status == OK) & worth)
         by_family = np.argsort(self._family_code[act], kind="stable")
@@ -289,7 +297,8 @@ class Policy:
             p[who, act] = self.model.predict_proba(x)
         row = np.full((n, k), -1, dtype=np.int64)
         row[who, act] = np.arange(who.size)
-        return self._arbitrate(contacts, p, self._change(contacts, p, who, act)), x, row
+        change = self._change(contacts, p, who, act)
+        return self._arbitrate(contacts, p, change, money), x, row
 
     def rank(self, contacts: Contacts, limit: int | None = None) -> tuple[Ranking, Scores]:
         """Ranked recommendations of every contact (best first, at most ``limit``), columnar,
