@@ -37,7 +37,9 @@ def desk(sqlite_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) 
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"no Chromium at {CHROMIUM}: run `make system-deps` (installs chromium)")
     log = tmp_path_factory.mktemp("desk") / "decision_log.db"
-    env = server_env(sqlite_workspace, f"sqlite:///{log}")
+    # The page is tested here, not the profile read's latency: a generous budget keeps a
+    # busy 2-core CI machine (Chromium, the server and the tests) from degrading answers.
+    env = {**server_env(sqlite_workspace, f"sqlite:///{log}"), "NBA_FEATURE_BUDGET_MS": "2000"}
     key = cli_key(env, "recommend,outcomes")
     port = free_port()
     with nba_server(env, port):
