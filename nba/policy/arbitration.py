@@ -125,11 +125,6 @@ def amounts(
     return net, cost
 
 
-def net_values(catalog: Catalog, features: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-    """(value - cost) x lever per contact and action, shape ``(n, n_actions)``."""
-    return amounts(catalog, features, n)[0]
-
-
 def rule_text(catalog: Catalog, j: int, rule: int, count: int, channel: str) -> str:
     """The plain-language rule that removed action ``j``."""
     a = catalog.actions[j]
