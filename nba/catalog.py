@@ -103,17 +103,30 @@ class Expression:
         return np.broadcast_to(np.asarray(out), (n,))
 
 
+MAX_EXPRESSION_CHARS = 2_000
+"""Longer rules are refused: they are unreadable, and deep ones overflow the parser."""
+
+
 def parse_expression(source: str, *, where: str = "expression") -> Expression:
     """Parse and check ``source``; raise :class:`ExpressionError` naming ``where`` on error."""
     text = str(source).strip()
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(
+            f"{where}: the expression is {len(text):,} characters long (at most "
+            f"{MAX_EXPRESSION_CHARS:,}); write a shorter rule"
+        )
     # YAML users write true/false; Python's ast wants True/False.
     text_py = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", text))
     try:
         tree = ast.parse(text_py, mode="eval").body
+        names: set[str] = set()
+        _check(tree, text, where, names)
     except SyntaxError as exc:
         raise ExpressionError(f"{where}: cannot parse '{text}': {exc.msg}") from None
-    names: set[str] = set()
-    _check(tree, text, where, names)
+    except (RecursionError, MemoryError):  # nested deeper than Python's parser goes
+        raise ExpressionError(
+            f"{where}: the expression is nested too deeply; write a shorter rule"
+        ) from None
     return Expression(text, tree, frozenset(names))
 
 
@@ -283,9 +296,22 @@ def load_catalog(path: Path | None = None) -> Catalog:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CatalogError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(
+            f"{path}: byte {exc.start + 1:,} is not UTF-8 text (is it a binary file, or saved "
+            "in another encoding?); save the catalog as UTF-8"
+        ) from None
+    except IsADirectoryError:
+        raise CatalogError(f"{path}: is a directory, not a catalog file") from None
     except yaml.YAMLError as exc:
-        raise CatalogError(f"{path}: not valid YAML: {exc}") from None
+        raise CatalogError(f"{path}: not valid YAML: {_first_lines(exc)}") from None
+    except RecursionError:
+        raise CatalogError(f"{path}: nested too deeply to be a catalog") from None
     return parse_catalog(raw, source=str(path))
+
+
+def _first_lines(exc: Exception, n: int = 3) -> str:
+    return " ".join(line.strip() for line in str(exc).splitlines()[:n])
 
 
 def catalog_for_dataset(data_dir: Path) -> Catalog:

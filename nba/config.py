@@ -6,12 +6,15 @@ Every piece of state (Feast registry and stores, MLflow, decision log) lives und
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from nba.exceptions import NBAError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +75,9 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         default=True, description="Write one JSON log line per API request (no customer data)."
     )
-    log_level: str = Field(default="info", description="Log level of the API server.")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        default="info", description="Log level of the API server."
+    )
     exploration: Literal["off", "epsilon", "thompson"] = Field(
         default="off",
         description="How the API picks the shown action: 'off' (always the best), "
@@ -99,6 +104,11 @@ class Settings(BaseSettings):
         default=None, description="Seed of the API's random draws (for simulations)."
     )
 
+    @field_validator("log_level", "online_store", "exploration", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @property
     def home_dir(self) -> Path:
         """The workspace as an absolute path (not created here: no I/O in settings)."""
@@ -119,7 +129,29 @@ class Settings(BaseSettings):
         return self.feast_dir / "data" / "customer_profiles.parquet"
 
 
+class SettingsError(NBAError):
+    """An ``NBA_`` environment variable holds a value the engine cannot use."""
+
+
+def _setting_problems(exc: ValidationError) -> str:
+    """One line per bad variable: its name, the value given and what is allowed."""
+    lines = []
+    for e in exc.errors():
+        name = "NBA_" + "_".join(str(part) for part in e["loc"]).upper()
+        given = os.environ.get(
+            name, next((v for k, v in os.environ.items() if k.upper() == name), "")
+        )
+        allowed = str(e["msg"]).removeprefix("Input should be ").removeprefix("Value error, ")
+        lines.append(f"{name}={given!r} is not a valid setting: it should be {allowed}")
+    return "; ".join(lines) + " (see the README's settings table)"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings; tests clear the cache with ``get_settings.cache_clear()``."""
-    return Settings()
+    """The process-wide settings; tests clear the cache with ``get_settings.cache_clear()``.
+
+    Raises :class:`SettingsError` naming each bad ``NBA_`` variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(_setting_problems(exc)) from None

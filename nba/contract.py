@@ -11,7 +11,6 @@ and that is reported as a note.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -20,13 +19,16 @@ from typing import Literal
 
 import duckdb
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from nba.catalog import NO_ACTION, Catalog, catalog_for_dataset
 from nba.config import Settings, get_settings
+from nba.csv_files import DECIMAL_COMMA, CsvReadError, read_csv
 from nba.exceptions import ContractError, Violation
-from nba.vocabulary import CHANNELS, INTERACTION_TYPES, OUTCOMES
+from nba.plausibility import contact_warnings, dataset_warnings
+from nba.vocabulary import CHANNELS, ID_PATTERN, ID_RULE, INTERACTION_TYPES, OUTCOMES
 
+ID_COLUMNS = frozenset({"customer_id", "decision_id", "contact_id"})
+ID_PATTERN_SQL = ID_PATTERN.replace("'", "''")
 Kind = Literal["string", "timestamp", "int", "float"]
 N_EXAMPLES = 3
 
@@ -146,6 +148,9 @@ class Dataset:
     catalog: Catalog
     files: dict[str, Path]
     notes: list[str] = field(default_factory=list)
+    """What was read other than as written, counted (encoding, decimal commas, 'other')."""
+    warnings: list[str] = field(default_factory=list)
+    """What looks implausible across tables (:mod:`nba.plausibility`): the user decides."""
 
     def has(self, table: str) -> bool:
         return table in self.files
@@ -259,7 +264,9 @@ def load_dataset(
     kinds: dict[str, dict[str, str]] = {}
     for name, path in files.items():
         try:
-            kinds[name] = _register_raw(con, TABLES[name], path)
+            kinds[name] = _register_raw(con, TABLES[name], path, notes)
+        except CsvReadError as exc:
+            violations.append(Violation(name, path.name, None, _after_file_name(exc, path)))
         except (duckdb.Error, pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
             violations.append(
                 Violation(name, path.name, None, f"cannot read the file: {_first_line(exc)}")
@@ -272,7 +279,8 @@ def load_dataset(
         con.close()
         raise ContractError(violations)
     _normalise(con, files, kinds, catalog)
-    return Dataset(data_dir, con, catalog, files, notes)
+    warnings = dataset_warnings(con, {name: path.name for name, path in files.items()})
+    return Dataset(data_dir, con, catalog, files, notes, warnings)
 
 
 def validate_dataset(data_dir: Path | str, *, settings: Settings | None = None) -> Dataset:
@@ -280,30 +288,29 @@ def validate_dataset(data_dir: Path | str, *, settings: Settings | None = None) 
     return load_dataset(data_dir, settings=settings)
 
 
+def _after_file_name(exc: Exception, path: Path) -> str:
+    """The reader's message without its leading file name (the violation names it)."""
+    return str(exc).removeprefix(f"{path.name}: ")
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _register_raw(con: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path) -> dict[str, str]:
-    """Expose the file as view ``raw_<table>`` with a 1-based ``__row`` (line for CSV).
+def _register_raw(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, path: Path, notes: list[str]
+) -> dict[str, str]:
+    """Expose the file as view ``raw_<table>`` with a 1-based ``__row`` (line for CSV);
+    what the CSV reader detected (encoding, separator, decimal commas) goes to ``notes``.
 
     Returns the DuckDB type of each column, by name.
     """
     view = f"raw_{spec.name}"
     if path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh), [])
-        if not header:
-            raise pa.ArrowInvalid("the file is empty (no header row)")
-        table = pacsv.read_csv(
-            path,
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in header},
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
+        floats = frozenset(c.name for c in spec.columns if c.kind == "float")
+        read = read_csv(path, floats)
+        notes += read.notes
+        table = read.table
         # Header is line 1, the first data row is line 2.
         table = table.append_column("__row", pa.array(range(2, table.num_rows + 2), pa.int64()))
         con.register(f"{view}_arrow", table)
@@ -414,11 +421,27 @@ def _check_table(
             continue
         shown = f"CAST({q} AS VARCHAR)"
         if typed != q:
+            cond = f"{q} IS NOT NULL AND ({typed}) IS NULL"
+            if col.kind == "float" and _is_text(raw_types[col.name]):
+                comma = f"regexp_full_match({q}, '{DECIMAL_COMMA}')"
+                checks.append(
+                    (
+                        col.name,
+                        "a number written with a decimal comma (12,50): write it with a "
+                        "point (12.50), or export the file with ';' as the separator",
+                        f"{cond} AND {comma}",
+                        shown,
+                    )
+                )
+                cond += f" AND NOT {comma}"
+            checks.append((col.name, f"not {_KIND_TEXT[col.kind]}", cond, shown))
+        if col.name in ID_COLUMNS and _is_text(raw_types[col.name]):
             checks.append(
                 (
                     col.name,
-                    f"not {_KIND_TEXT[col.kind]}",
-                    f"{q} IS NOT NULL AND ({typed}) IS NULL",
+                    f"not a valid id ({ID_RULE})",
+                    f"{q} IS NOT NULL AND trim({q}) <> '' AND NOT regexp_full_match({q}, "
+                    f"'{ID_PATTERN_SQL}')",
                     shown,
                 )
             )
@@ -455,10 +478,7 @@ def _check_table(
             ).fetchall()[0]
             n_other = int(row[0]) if row else 0
             if n_other:
-                notes.append(
-                    f"{file}: column '{col.name}': {n_other} row(s) with a value "
-                    "outside the contract's list are kept as 'other'"
-                )
+                notes.append(_vocabulary_note(con, view, file, col, n_other))
     if spec.name == "decisions" and "action_id" in raw_types and _is_text(raw_types["action_id"]):
         known = ", ".join(f"'{a}'" for a in (*catalog.ids, NO_ACTION))
         checks.append(
@@ -518,11 +538,42 @@ def _check_table(
                 int(row[1]),
                 [f"'{key}' at {unit}s {', '.join(map(str, rows[:5]))}" for key, rows in ex],
             )
-    if spec.name == "customers" and not violations:
-        row = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0]
-        if not row or not row[0]:
-            v(None, "the table has no rows; at least one customer is needed")
+    extra = [c for c in raw_types if c not in {col.name for col in spec.columns}]
+    if extra:
+        listed = ", ".join(f"'{c}'" for c in extra[:5]) + (" ..." if len(extra) > 5 else "")
+        notes.append(
+            f"{file}: {len(extra)} column(s) not in the data contract are ignored: {listed}"
+        )
+    row = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0]
+    if not row or not row[0]:
+        if spec.required:
+            v(None, f"the file has a header but no rows: the {spec.name} table is required")
+        else:
+            notes.append(f"{file}: the file has a header but no rows")
     return violations
+
+
+def _vocabulary_note(
+    con: duckdb.DuckDBPyConnection, view: str, file: str, col: Column, n_other: int
+) -> str:
+    """Which values outside the contract's list were found, and what that does."""
+    assert col.vocabulary is not None
+    q = f'"{col.name}"'
+    listed = ", ".join(f"'{a}'" for a in col.vocabulary)
+    values = con.execute(
+        f"SELECT {q}, count(*) AS n FROM {view} WHERE {q} IS NOT NULL AND {q} NOT IN "
+        f"({listed}) GROUP BY {q} ORDER BY n DESC, {q} LIMIT 3"
+    ).fetchall()
+    shown = ", ".join(f"'{v}' ({n:,})" for v, n in values)
+    what = {
+        "channel": "no action is offered on an unknown channel unless the catalog lists 'other'",
+        "reason": "an unknown reason counts as no particular reason",
+        "type": "they count in no interaction-type feature",
+    }.get(col.name, "")
+    return (
+        f"{file}: column '{col.name}': {n_other:,} row(s) with a value not in the data "
+        f"contract's list, e.g. {shown}, are read as 'other'" + (f" ({what})" if what else "")
+    )
 
 
 def _no_action_checks(raw_types: dict[str, str]) -> list[tuple[str, str, str, str]]:
@@ -656,7 +707,11 @@ def load_contacts_file(dataset: Dataset, path: Path | str) -> None:
         )
     con = dataset.con
     try:
-        kinds = _register_raw(con, spec, path)
+        kinds = _register_raw(con, spec, path, dataset.notes)
+    except CsvReadError as exc:
+        raise ContractError(
+            [Violation("contacts", path.name, None, _after_file_name(exc, path))]
+        ) from None
     except (duckdb.Error, pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
         raise ContractError(
             [Violation("contacts", path.name, None, f"cannot read the file: {_first_line(exc)}")]
@@ -669,6 +724,7 @@ def load_contacts_file(dataset: Dataset, path: Path | str) -> None:
         raise ContractError(violations)
     _materialise(con, spec, kinds, path)
     dataset.files["contacts"] = path
+    dataset.warnings += contact_warnings(con, path.name)
 
 
 def dataset_fingerprint(data_dir: Path | str) -> str:

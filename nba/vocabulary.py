@@ -29,3 +29,10 @@ FAMILIES: tuple[str, ...] = (
 
 OUTCOMES: tuple[str, ...] = ("accepted", "declined", "no_response")
 """Outcomes of a presented action."""
+
+ID_PATTERN = r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]{0,126}[^\x00-\x20\x7f])?$"
+"""The one rule for ids (customers, decisions, contacts) in the data contract, its
+validation and the API: 1 to 128 characters, no control characters, no space at either
+end. Spaces inside, umlauts and any punctuation are allowed (the API takes such an id
+URL-encoded in a path)."""
+ID_RULE = "1 to 128 characters, no control characters, no space at either end"

@@ -27,6 +27,8 @@ class FeatureBuildReport:
     offline_path: Path
     online_store: str
     seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def latest_as_of(dataset: Dataset) -> datetime:
@@ -108,6 +110,7 @@ def build_features(
 
     say("validating the dataset")
     dataset = load_dataset(data_dir, settings=s)
+    notes, warnings = list(dataset.notes), list(dataset.warnings)
     lap("validate")
     try:
         latest = latest_as_of(dataset)
@@ -138,4 +141,6 @@ def build_features(
         offline_path=path,
         online_store=s.online_store,
         seconds=laps.seconds,
+        notes=notes,
+        warnings=warnings,
     )

@@ -75,6 +75,7 @@ class ScoreReport:
     """The recommendations of the first few contacts, with the actions' names."""
     allocation: Allocation | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 # --- the contacts to score ------------------------------------------------------------------
@@ -482,7 +483,8 @@ def score(
         mix=mix,
         examples=examples,
         allocation=allocation,
-        notes=[parts.note] if parts.note else [],
+        notes=[*job.dataset.notes, *([parts.note] if parts.note else [])],
+        warnings=list(job.dataset.warnings),
     )
 
 

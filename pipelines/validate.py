@@ -16,6 +16,9 @@ class ValidationReport:
     catalog_source: str
     n_actions: int
     notes: list[str] = field(default_factory=list)
+    """What was read other than as written (counted)."""
+    warnings: list[str] = field(default_factory=list)
+    """What looks implausible across the tables."""
 
 
 def validate(data_dir: Path) -> ValidationReport:
@@ -33,6 +36,7 @@ def validate(data_dir: Path) -> ValidationReport:
             dataset.catalog.source,
             len(dataset.catalog.actions),
             dataset.notes,
+            dataset.warnings,
         )
     finally:
         dataset.close()

@@ -368,7 +368,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return examples
 
     @app.get(
-        "/v1/customers/{customer_id}",
+        "/v1/customers/{customer_id:path}",  # ids may hold a /
         response_model=CustomerSummary,
         dependencies=[Depends(require("recommend"))],
         responses={503: {"model": Problem, "description": "The online store is unavailable."}},

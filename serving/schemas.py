@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from nba.vocabulary import ID_PATTERN
+
 Channel = Literal["phone", "chat", "email", "app", "web", "branch", "letter", "other"]
 Reason = Literal[
     "inquiry",
@@ -22,8 +24,9 @@ Reason = Literal[
 ]
 Outcome = Literal["accepted", "declined", "no_response"]
 
-# Ids as CRMs make them; anything else (spaces, quotes, control characters) is refused.
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.:@/-]+$"
+# The data contract's id rule (nba.vocabulary.ID_PATTERN): any id the contract accepts can
+# be served.
+IDENTIFIER_PATTERN = ID_PATTERN
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,3 +127,30 @@ def test_cost_may_be_an_expression_and_a_legacy_catalog_keeps_its_meaning() -> N
     assert "objective: incremental" in legacy.notes[0]
     explicit = parse_catalog({"objective": "acceptance", **_one()}, source="x.yaml")
     assert explicit.objective == "acceptance" and explicit.notes == ()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("actions:\n  - id: x\n    name: Straße\n".encode("cp1252"), "is not UTF-8 text"),
+        (bytes(range(256)) * 4, "is not UTF-8 text"),
+        (b"actions: [\x07]\n", "not valid YAML"),
+        (b"[" * 5000, "nested too deeply"),
+    ],
+    ids=["cp1252", "binary", "control character", "deep nesting"],
+)
+def test_unreadable_catalog_file_is_a_catalog_error(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "actions.yaml"
+    path.write_bytes(content)
+    with pytest.raises(CatalogError, match=message):
+        load_catalog(path)
+
+
+def test_huge_or_deep_expressions_are_refused_with_a_message() -> None:
+    with pytest.raises(ExpressionError, match="characters long"):
+        parse_expression(" + ".join(["tenure_days"] * 5000), where="a.value")
+    deep = "-" * 1900 + "tenure_days"
+    with pytest.raises(ExpressionError, match="nested too deeply"):
+        parse_expression(deep, where="a.value")

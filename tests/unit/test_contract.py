@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -134,6 +135,46 @@ DEFECTS: list[tuple[str, Defect, str]] = [
         "contacts.parquet: both contacts.parquet and contacts.csv exist; keep one",
     ),
     (
+        "empty required table",
+        lambda d: (d / "interactions.csv").write_text(
+            "customer_id,timestamp,channel,type,amount,sentiment\n"
+        ),
+        "interactions.csv: the file has a header but no rows: the interactions table is required",
+    ),
+    (
+        "quoted decimal comma in a comma-separated file",
+        edit("customers.csv", ",50.0", ',"50,0"'),
+        "customers.csv: column 'monthly_revenue': a number written with a decimal comma "
+        "(12,50): write it with a point (12.50), or export the file with ';' as the separator "
+        "(1 row, e.g. line 2: '50,0')",
+    ),
+    (
+        "unquoted decimal comma splits the line",
+        edit("customers.csv", ",50.0", ",50,0"),
+        "customers.csv: 1 line(s) have a different number of fields than the header's 7 "
+        "(e.g. line 2: 8 fields); the lines hold numbers with a decimal comma (12,50), which "
+        "split a field in a comma-separated file: write decimals with a point, or export with "
+        "';' as the separator",
+    ),
+    (
+        "id with a space at its end",
+        edit("contacts.csv", "K2,B", "K2 ,B"),
+        "contacts.csv: column 'contact_id': not a valid id (1 to 128 characters, no control "
+        "characters, no space at either end) (1 row, e.g. line 3: 'K2 ')",
+    ),
+    (
+        "binary garbage",
+        lambda d: (d / "contracts.csv").write_bytes(bytes(range(256)) * 8),
+        "contracts.csv: the file is not text (binary content, or an encoding that cannot be "
+        "recognised); export it as CSV (in Excel: Save As > 'CSV UTF-8')",
+    ),
+    (
+        "header line of 200 KB",
+        lambda d: (d / "contracts.csv").write_text("x" * 200_000 + "\n1\n"),
+        "contracts.csv: the first line is over 64 KB long, so it is not a header row of "
+        "column names; is this the right file?",
+    ),
+    (
         "wrong type in parquet",
         wrong_parquet_type,
         "customers.parquet: column 'customer_id': wrong type: expected text, "
@@ -239,3 +280,86 @@ def test_dataset_catalog_replaces_default(tiny_dataset: Path) -> None:
     # Now the default ids are the unknown ones.
     assert "unknown action id" in str(info.value)
     assert "3 rows" in str(info.value)
+
+
+def test_ids_with_inner_spaces_and_umlauts_are_valid(tiny_dataset: Path) -> None:
+    for name in ("customers.csv", "contracts.csv", "interactions.csv", "contacts.csv"):
+        text = (tiny_dataset / name).read_text()
+        text = text.replace("\nB,", "\nKunde Müller/2,").replace("K2,B,", "K2,Kunde Müller/2,")
+        (tiny_dataset / name).write_text(text)
+    ds = load_dataset(tiny_dataset)
+    ids = {r[0] for r in ds.con.sql("SELECT customer_id FROM customers").fetchall()}
+    assert "Kunde Müller/2" in ids
+
+
+def test_german_excel_export_is_read_with_notes(tiny_dataset: Path) -> None:
+    """Semicolons, Windows-1252 and decimal commas: read correctly, each said in a note."""
+    for name in ("customers.csv", "interactions.csv"):
+        text = (tiny_dataset / name).read_text()
+        text = text.replace(",", ";").replace("55.0", "55.25").replace("north", "Nürnberg-Süd")
+        text = re.sub(r"(\d)\.(\d)", r"\1,\2", text)  # every decimal point a comma
+        (tiny_dataset / name).write_bytes(text.encode("cp1252"))
+    ds = load_dataset(tiny_dataset)
+    region = ds.con.sql("SELECT region FROM customers WHERE customer_id = 'A'").fetchall()
+    assert region == [("Nürnberg-Süd",)]
+    amount = ds.con.sql("SELECT amount FROM interactions WHERE type = 'missed_payment'")
+    assert amount.fetchall() == [(55.25,)]
+    sentiment = ds.con.sql("SELECT min(sentiment) FROM interactions").fetchall()
+    assert sentiment == [(-0.8,)]
+    notes = " | ".join(ds.notes)
+    assert "customers.csv: read as Windows-1252 (Western European) text, not UTF-8" in notes
+    assert "interactions.csv: columns are separated by semicolons" in notes
+    assert "interactions.csv: column 'amount': 2 number(s) written with a decimal comma" in notes
+    assert "interactions.csv: column 'sentiment': 4 number(s)" in notes
+    assert ds.count("interactions") == 8
+
+
+def test_extra_columns_and_unknown_values_are_counted_in_notes(tiny_dataset: Path) -> None:
+    edit(
+        "contacts.csv",
+        "contact_id,customer_id,timestamp,channel,reason",
+        "contact_id,customer_id,timestamp,channel,reason,agent",
+    )(tiny_dataset)
+    edit(
+        "contacts.csv",
+        "K1,A,2025-04-01T00:00:00Z,phone,complaint",
+        "K1,A,2025-04-01T00:00:00Z,telefon,rückruf,x",
+    )(tiny_dataset)
+    edit("contacts.csv", "K2,B,2025-04-01T12:00:00Z,chat,", "K2,B,2025-04-01T12:00:00Z,chat,,y")(
+        tiny_dataset
+    )
+    ds = load_dataset(tiny_dataset)
+    notes = " | ".join(ds.notes)
+    assert "contacts.csv: 1 column(s) not in the data contract are ignored: 'agent'" in notes
+    assert (
+        "column 'channel': 1 row(s) with a value not in the data contract's list, e.g. 'telefon' (1)"
+        in notes
+    )
+    assert (
+        "column 'reason': 1 row(s) with a value not in the data contract's list, e.g. 'rückruf' (1)"
+        in notes
+    )
+    assert ds.count("contacts") == 2
+
+
+def test_implausible_exports_get_warnings(tiny_dataset: Path) -> None:
+    assert load_dataset(tiny_dataset).warnings == []
+    edit("decisions.csv", "D1,A,2025-03-01", "D1,A,2021-03-01")(tiny_dataset)
+    edit("contacts.csv", "K1,A,2025-04-01", "K1,A,2029-04-01")(tiny_dataset)
+    extra = "".join(f"X{i},2024-01-01,,,,,\n" for i in range(40))
+    (tiny_dataset / "customers.csv").write_text(
+        (tiny_dataset / "customers.csv").read_text() + extra
+    )
+    warnings = load_dataset(tiny_dataset).warnings
+    assert warnings == [
+        "interactions.csv: only 7% (3 of 43) of the customers have any interaction; is the "
+        "export complete?",
+        "contracts.csv: only 7% (3 of 43) of the customers hold any contract; is the export "
+        "complete?",
+        "decisions.csv: 33% (1 of 3) decisions are dated more than 31 days outside the "
+        "interactions' range (2025-02-01 to 2025-03-31): their profiles miss the history "
+        "around them; are the dates right?",
+        "contacts.csv: 50% (1 of 2) contacts are dated more than 92 days outside the "
+        "interactions' range (2025-02-01 to 2025-03-31): their profiles miss the history "
+        "around them; are the dates right?",
+    ]

@@ -135,7 +135,12 @@ def _write(
     contract_after: bool,
 ) -> None:
     write_tiny(directory)
-    rows = ["customer_id,timestamp,channel,type,amount,sentiment"]
+    # One interaction of another customer: an interactions table without rows is refused,
+    # and customer B's rows do not touch A's profile.
+    rows = [
+        "customer_id,timestamp,channel,type,amount,sentiment",
+        f"B,{T.isoformat()}Z,web,login,,",
+    ]
     for offset, sign in [(e, -1) for e in before] + [(e, +1) for e in after]:
         d, typ, ch, sent, amount = offset
         when = T + sign * timedelta(days=d)

@@ -1,0 +1,169 @@
+"""The ``nba`` command line's frame: the Typer apps, the consoles, progress bars and the
+one error handler.
+
+Every command exits 0 on success and 2 on an error the user can fix (bad data, wrong
+order of steps, missing state, bad settings), with a one-line cause and a hint; scripts
+tell "your input is wrong" from a crash by the exit code. No traceback reaches the user:
+anything unforeseen is one line too (exit 1), with the details in a crash report under
+``NBA_HOME/logs``.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
+
+from nba.exceptions import NBAError
+
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: object) -> NoReturn:
+    """Print ``message`` as the command's one-line error and exit 2."""
+    err.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _crash_report(exc: BaseException) -> Path | None:
+    """Write the traceback of an unforeseen error where a maintainer can find it."""
+    try:
+        from nba.config import get_settings
+
+        folder = get_settings().home_dir / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"crash-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.txt"
+        path.write_text("".join(traceback.format_exception(exc)))
+        return path
+    except Exception:  # the report is a courtesy; failing to write it must not mask exc
+        return None
+
+
+class _Commands(TyperGroup):
+    """The root group: every command runs inside its one error handler."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click.Context
+        try:
+            return super().invoke(ctx)
+        except NBAError as exc:
+            fail(exc)
+        except TyperException:  # exits, aborts and usage errors: typer reports them
+            raise
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(code=130) from None
+        except MemoryError:
+            fail(
+                "out of memory: lower NBA_DUCKDB_MEMORY_LIMIT or --chunk-size, or use a "
+                "machine with more memory"
+            )
+        except Exception as exc:
+            report = _crash_report(exc)
+            where = f"; details in {report}" if report else ""
+            err.print(
+                f"[bold red]internal error:[/] {type(exc).__name__}: "
+                f"{escape(str(exc).splitlines()[0]) if str(exc) else ''}{where}; please "
+                "report it",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=1) from None
+
+
+app = typer.Typer(
+    name="nba",
+    cls=_Commands,
+    help="Next-Best-Action engine: simulate, validate, build profiles, train, score.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+features_app = typer.Typer(
+    help="Customer profiles in the Feast feature store.", no_args_is_help=True
+)
+app.add_typer(features_app, name="features")
+keys_app = typer.Typer(help="API keys of the real-time API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.callback()
+def _settings_first() -> None:
+    """Read the NBA_ settings before any command, so a bad one is the first thing said."""
+    from nba.config import get_settings
+
+    get_settings()
+
+
+class _CountColumn(ProgressColumn):
+    """Units done of the total (blank until the total is known)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text("")
+        return Text(f"{task.completed:,.0f}/{task.total:,.0f} {self.unit}")
+
+
+class _RateColumn(ProgressColumn):
+    """Units per second."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} {self.unit}/s" if speed else "")
+
+
+@contextmanager
+def progress_bar(label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr with done/total, rate and ETA; yields ``update(done, total)``."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        _CountColumn(unit),
+        _RateColumn(unit),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def print_notes(notes: Sequence[str], warnings: Sequence[str] = ()) -> None:
+    """The data's notes (what was read other than as written) and warnings (what looks
+    implausible)."""
+    for warning in warnings:
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)

@@ -1,0 +1,123 @@
+"""The real-time API and its keys, and the MLflow UI."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from nba.config import get_settings
+from nba.exceptions import NBAError
+from pipelines.cli.app import app, console, err, keys_app
+
+if TYPE_CHECKING:
+    from serving.decision_log import DecisionLog
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000) -> None:
+    """Open the MLflow UI on the workspace's tracking store (experiments, registry)."""
+    import subprocess
+    import sys
+    from pathlib import Path as _Path
+
+    from nba.tracking import tracking_uri
+
+    mlflow_cli = _Path(sys.executable).with_name("mlflow")
+    console.print(f"MLflow UI on http://127.0.0.1:{port} (store {tracking_uri()})")
+    subprocess.run(
+        [
+            str(mlflow_cli),
+            "ui",
+            "--backend-store-uri",
+            tracking_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        check=False,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the real-time API (recommendations, outcomes) with nba-policy@champion.
+
+    One uvicorn worker; JSON logs on stderr. Settings: NBA_AUTH, NBA_FEATURE_BUDGET_MS,
+    NBA_DECISION_LOG_URL, NBA_ONLINE_STORE, NBA_MODEL_POLL_SECONDS (see the README).
+    """
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.logs import configure_json_logging
+
+    settings = get_settings()
+    _decision_log().close()
+    configure_json_logging(settings.log_level)
+    if not settings.auth:
+        err.print("[yellow]warning:[/] NBA_AUTH=false: the API accepts requests without a key")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,  # the app writes its own JSON access line (no customer data)
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _decision_log() -> DecisionLog:
+    from serving.decision_log import DecisionLog
+
+    return DecisionLog(get_settings().decision_log)
+
+
+@keys_app.command("create")
+def keys_create(
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated scopes: recommend, outcomes, admin.")
+    ] = "recommend,outcomes",
+    label: Annotated[str | None, typer.Option(help="Who or what the key is for.")] = None,
+) -> None:
+    """Create an API key and print it once (the last word of the last line)."""
+    from serving.keys import create_key, key_id_of, parse_scopes
+
+    wanted = parse_scopes(scopes)
+    key = create_key(_decision_log(), wanted, label)
+    console.print(f"key id {key_id_of(key)}, scopes {','.join(wanted)}; it is shown only once:")
+    print(f"X-API-Key: {key}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key id (or the whole key).")],
+) -> None:
+    """Revoke an API key: the next request with it gets 401."""
+    from serving.keys import key_id_of, revoke_key
+
+    if not revoke_key(_decision_log(), key):
+        raise NBAError(f"no active key with id '{key_id_of(key)}' (see `nba keys list`)")
+    console.print(f"revoked key {key_id_of(key)}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (ids, scopes, labels; never the secrets)."""
+    from serving.keys import list_keys
+
+    keys = list_keys(_decision_log())
+    table = Table(title="API keys", title_justify="left")
+    for col in ("key id", "scopes", "label", "created (UTC)", "revoked (UTC)"):
+        table.add_column(col)
+    for k in keys:
+        table.add_row(
+            k.key_id, ",".join(k.scopes), k.label or "", k.created_at, k.revoked_at or ""
+        )
+    console.print(table)
