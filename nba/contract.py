@@ -307,8 +307,8 @@ def _register_raw(
     """
     view = f"raw_{spec.name}"
     if path.suffix == ".csv":
-        floats = frozenset(c.name for c in spec.columns if c.kind == "float")
-        read = read_csv(path, floats)
+        numbers = frozenset(c.name for c in spec.columns if c.kind in ("float", "int"))
+        read = read_csv(path, numbers)
         notes += read.notes
         table = read.table
         # Header is line 1, the first data row is line 2.

@@ -92,8 +92,8 @@ def _delimiter(text: str) -> str:
     return found if found in SEPARATORS else ","
 
 
-def read_csv(path: Path, float_columns: frozenset[str] = frozenset()) -> CsvFile:
-    """Read ``path`` with every column as text. ``float_columns`` are the contract's
+def read_csv(path: Path, number_columns: frozenset[str] = frozenset()) -> CsvFile:
+    """Read ``path`` with every column as text. ``number_columns`` are the contract's
     number columns: decimal commas in them are read as decimals (with a note) where the
     separator is not a comma."""
     with path.open("rb") as fh:
@@ -116,7 +116,7 @@ def read_csv(path: Path, float_columns: frozenset[str] = frozenset()) -> CsvFile
         notes.append(f"{path.name}: columns are separated by {SEPARATORS[delimiter]}")
     table = _read(path, header, encoding, delimiter)
     if delimiter != ",":
-        table = _decimal_commas(path, table, float_columns, notes)
+        table = _decimal_commas(path, table, number_columns, notes)
     return CsvFile(table, header, encoding, delimiter, notes)
 
 
@@ -181,9 +181,9 @@ def _ragged_rows(path: Path, header: list[str], encoding: str, delimiter: str) -
 
 
 def _decimal_commas(
-    path: Path, table: pa.Table, float_columns: frozenset[str], notes: list[str]
+    path: Path, table: pa.Table, number_columns: frozenset[str], notes: list[str]
 ) -> pa.Table:
-    for name in float_columns & set(table.column_names):
+    for name in sorted(number_columns & set(table.column_names)):
         col = table[name]
         comma = pc.match_substring_regex(col, DECIMAL_COMMA)
         n = int(pc.sum(comma.cast(pa.int64())).as_py() or 0)

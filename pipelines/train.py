@@ -44,7 +44,7 @@ from nba.policy.evaluation import (
 )
 from nba.policy.frames import INPUT_COLUMNS, contacts_from_frame
 from nba.policy.policy import Policy, Scores
-from nba.policy.response import ResponseModel
+from nba.policy.response import MIN_FAMILY_ROWS, ResponseModel
 from nba.policy.uplift import UpliftModel
 from nba.profiles import FEATURE_SERVICE, NUMERIC_FEATURE_NAMES
 from nba.tracking import CHAMPION, MODEL_NAME, configure, has_alias, set_alias
@@ -79,6 +79,8 @@ class TrainReport:
     """What the policy ranks by: ``incremental`` (with the learned Δ) or ``acceptance``."""
     objective_note: str | None = None
     """Why the policy fell back to the acceptance ranking, in plain words (or a caveat)."""
+    priors: list[str] = field(default_factory=list)
+    """Each action answered by a prior rate instead of a learnt model, and why."""
 
 
 def training_frame(dataset: Dataset, settings: Settings) -> pd.DataFrame:
@@ -617,7 +619,26 @@ def train(
         laps.seconds,
         "incremental" if uplift else "acceptance",
         objective_note,
+        prior_reasons(model, catalog),
     )
+
+
+def prior_reasons(model: ResponseModel, catalog: Catalog) -> list[str]:
+    """Plain words for every action whose acceptance is a prior rate, not a model's."""
+    out = []
+    for action, e in zip(catalog.actions, model.evidence_, strict=True):
+        if not e.uses_prior:
+            continue
+        if FAMILIES.index(action.family) not in model.models_:
+            why = (
+                f"its family ({action.family.replace('_', ' ')}) had fewer than "
+                f"{MIN_FAMILY_ROWS} decisions in one of the time slices the model is fit, "
+                "stopped and calibrated on"
+            )
+        else:
+            why = f"fewer than {model.min_evidence} decisions"
+        out.append(f"{action.name} ({e.n:,} decisions): {why}")
+    return out
 
 
 def default_profile(frame: pd.DataFrame) -> dict[str, float | None]:

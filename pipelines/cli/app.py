@@ -10,6 +10,7 @@ anything unforeseen is one line too (exit 1), with the details in a crash report
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,10 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from nba.exceptions import NBAError
+
+# The console shows the engine's own lines; MLflow's set-up chatter ("Creating initial
+# MLflow database tables...") is not for the user. Set before MLflow is first imported.
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 console = Console()
 err = Console(stderr=True)

@@ -110,9 +110,55 @@ def print_training(r: TrainReport) -> None:
                 f"{row['product_first']:.3f}",
             )
         console.print(fam)
-    else:
+    print_baselines(r)
+
+
+LOGGED_BASELINES = {
+    "logged_value_logging_policy": "what was done (the logging policy)",
+    "logged_value_product_first_snipw": "always a product offer when possible",
+    "logged_value_propensity_only_snipw": "the most likely to be accepted",
+    "logged_value_acceptance_only_snipw": "chance of a yes x value",
+    "logged_value_nothing_snipw": "always nothing",
+}
+
+
+def print_baselines(r: TrainReport) -> None:
+    """The NBA beside every baseline on the test period's log, and a plain warning when a
+    baseline does better, naming the actions that fell back to a prior."""
+    m = r.metrics
+    nba = m["logged_value_nba_snipw"]
+    t = Table(
+        title="value per contact on the test period, estimated from the log",
+        title_justify="left",
+    )
+    t.add_column("policy")
+    t.add_column("value per contact", justify="right")
+    t.add_row("the NBA", f"{nba:.2f}")
+    beaten = []
+    for key, label in LOGGED_BASELINES.items():
+        if key in m:
+            t.add_row(label, f"{m[key]:.2f}")
+            if m[key] > nba:
+                beaten.append(f"{label} ({m[key]:.2f})")
+    console.print(t)
+    if r.truth is not None:
+        truth_nba = r.truth.normalised["nba"]
+        beaten += [
+            f"{LABELS[name]} ({value:.3f} of the oracle against the simulator's truth)"
+            for name, value in r.truth.normalised.items()
+            if name not in ("nba", "oracle", "true_acceptance") and value > truth_nba
+        ]
+    if beaten:
         console.print(
-            f"logged-data value per contact (SNIPW): NBA "
-            f"{m['logged_value_nba_snipw']:.2f} vs logging policy "
-            f"{m['logged_value_logging_policy']:.2f}"
+            f"[bold yellow]warning:[/] on the test period the NBA ({nba:.2f}) does worse than "
+            + ", ".join(beaten)
+            + ": check the data and the catalog's values before using this model",
+            highlight=False,
         )
+    if r.priors:
+        console.print(
+            "[yellow]note:[/] these actions use a prior acceptance rate, not a learnt model:",
+            highlight=False,
+        )
+        for line in r.priors:
+            console.print(f"  - {line}", highlight=False)

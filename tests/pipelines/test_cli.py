@@ -86,3 +86,33 @@ def test_demo_runs_end_to_end_and_registers_a_champion(nba_home: Path) -> None:
     assert out.count("contact K") == 3  # three example contacts with ranked actions
     assert resolve().version == "1"
     assert (nba_home / "recommendations.parquet").is_file()
+
+
+def test_train_summary_warns_when_a_baseline_beats_the_nba(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import pandas as pd
+
+    from pipelines.cli.model import print_baselines
+    from pipelines.train import TrainReport
+
+    metrics = {
+        "logged_value_nba_snipw": 33.29,
+        "logged_value_logging_policy": 16.09,
+        "logged_value_product_first_snipw": 35.34,
+        "logged_value_propensity_only_snipw": 20.0,
+    }
+    report = TrainReport(
+        "run", "1", True, 8747, ("a", "b"), metrics, pd.DataFrame(), None,
+        priors=["Broadband offer (664 decisions): fewer than 200 decisions"],
+    )  # fmt: skip
+    print_baselines(report)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "│ always a product offer when possible │ 35.34 │" in out
+    assert "the NBA (33.29) does worse than always a product offer when possible (35.34)" in out
+    assert "the most likely to be accepted (20.00)" not in out  # only those that beat it
+    assert "Broadband offer (664 decisions)" in out
+
+    metrics["logged_value_product_first_snipw"] = 30.0
+    print_baselines(report)
+    assert "warning" not in capsys.readouterr().out

@@ -332,12 +332,12 @@ def test_extra_columns_and_unknown_values_are_counted_in_notes(tiny_dataset: Pat
     notes = " | ".join(ds.notes)
     assert "contacts.csv: 1 column(s) not in the data contract are ignored: 'agent'" in notes
     assert (
-        "column 'channel': 1 row(s) with a value not in the data contract's list, e.g. 'telefon' (1)"
-        in notes
+        "column 'channel': 1 row(s) with a value not in the data contract's list, "
+        "e.g. 'telefon' (1)" in notes
     )
     assert (
-        "column 'reason': 1 row(s) with a value not in the data contract's list, e.g. 'rückruf' (1)"
-        in notes
+        "column 'reason': 1 row(s) with a value not in the data contract's list, "
+        "e.g. 'rückruf' (1)" in notes
     )
     assert ds.count("contacts") == 2
 
