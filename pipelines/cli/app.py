@@ -72,7 +72,7 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except NBAError as exc:
             fail(exc)
-        except TyperException:  # exits, aborts and usage errors: typer reports them
+        except (typer.Exit, typer.Abort, TyperException):  # typer reports these itself
             raise
         except KeyboardInterrupt:
             err.print("interrupted")

@@ -17,7 +17,7 @@ def test_validate_accepts_a_valid_dataset(tiny_dataset: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "valid" in result.stdout
     assert "interactions.csv" in result.stdout
-    assert "kept as 'other'" in result.stdout  # the note about 'pigeon' / 'teleport'
+    assert "are read as 'other'" in result.stdout  # the note about 'pigeon' / 'teleport'
 
 
 def test_validate_rejects_bad_data_with_exit_2_and_names_the_problem(tiny_dataset: Path) -> None:

@@ -47,8 +47,12 @@ def test_summary_of_an_unknown_customer_says_so(api: Api) -> None:
 def test_summary_needs_a_key_and_a_valid_id(sqlite_api: Api) -> None:
     api = sqlite_api
     assert api.client.get(f"/v1/customers/{api.workspace.customers[0]}").status_code == 401
-    r = api.client.get("/v1/customers/bad%20id", headers=api.headers("recommend"))
+    r = api.client.get("/v1/customers/bad%09id", headers=api.headers("recommend"))  # a tab
     assert r.status_code == 422 and "customer_id" in r.json()["detail"]
+    # the contract's ids with a space or a slash inside are served (known: false here)
+    for odd in ("Kunde%2042", "M%C3%BCller/7"):
+        r = api.client.get(f"/v1/customers/{odd}", headers=api.headers("recommend"))
+        assert r.status_code == 200 and r.json()["known"] is False
 
 
 def test_summary_when_the_online_store_fails_is_a_clear_503(
