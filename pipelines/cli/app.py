@@ -10,6 +10,7 @@ anything unforeseen is one line too (exit 1), with the details in a crash report
 
 from __future__ import annotations
 
+import logging
 import os
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -116,6 +117,8 @@ def _settings_first() -> None:
     """Read the NBA_ settings before any command, so a bad one is the first thing said."""
     from nba.config import get_settings
 
+    # MLflow may be imported already (tests, notebooks): quiet its logger at run time too.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     get_settings()
 
 
