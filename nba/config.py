@@ -6,7 +6,6 @@ Every piece of state (Feast registry and stores, MLflow, decision log) lives und
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -138,9 +137,7 @@ def _setting_problems(exc: ValidationError) -> str:
     lines = []
     for e in exc.errors():
         name = "NBA_" + "_".join(str(part) for part in e["loc"]).upper()
-        given = os.environ.get(
-            name, next((v for k, v in os.environ.items() if k.upper() == name), "")
-        )
+        given = e.get("input", "")
         allowed = str(e["msg"]).removeprefix("Input should be ").removeprefix("Value error, ")
         lines.append(f"{name}={given!r} is not a valid setting: it should be {allowed}")
     return "; ".join(lines) + " (see the README's settings table)"

@@ -39,12 +39,9 @@ class CsvReadError(NBAError):
 
 @dataclass
 class CsvFile:
-    """A CSV file read as text columns, with what was detected about it."""
+    """A CSV file read as text columns, and what was read other than as written."""
 
     table: pa.Table
-    header: list[str]
-    encoding: str
-    delimiter: str
     notes: list[str] = field(default_factory=list)
 
 
@@ -117,7 +114,7 @@ def read_csv(path: Path, number_columns: frozenset[str] = frozenset()) -> CsvFil
     table = _read(path, header, encoding, delimiter)
     if delimiter != ",":
         table = _decimal_commas(path, table, number_columns, notes)
-    return CsvFile(table, header, encoding, delimiter, notes)
+    return CsvFile(table, notes)
 
 
 def _read(path: Path, header: list[str], encoding: str, delimiter: str) -> pa.Table:
