@@ -2,8 +2,9 @@
 
 Training rows are the logged decisions, joined point-in-time with profiles through Feast's
 ``get_historical_features`` on the ``nba_v1`` feature service. The split is by time: the
-oldest 65% train, the next 12% stop the boosting early, the next 11% calibrate, and the
-newest 12% are the test period for every metric reported.
+oldest 72% train, the next 10% stop the boosting early, the next 9% calibrate, and the
+newest 9% are the test period for every metric reported; on a small log each later slice
+keeps at least 200 decisions (:func:`split_points`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from nba.policy.evaluation import (
 )
 from nba.policy.frames import INPUT_COLUMNS, contacts_from_frame
 from nba.policy.policy import Policy, Scores
-from nba.policy.response import MIN_FAMILY_ROWS, ResponseModel
+from nba.policy.response import MIN_POOLED_ROWS, ResponseModel
 from nba.policy.uplift import UpliftModel
 from nba.profiles import FEATURE_SERVICE, NUMERIC_FEATURE_NAMES
 from nba.tracking import CHAMPION, MODEL_NAME, configure, has_alias, set_alias
@@ -52,6 +53,27 @@ from nba.vocabulary import FAMILIES
 from pipelines.timing import Laps
 
 SPLITS = (0.72, 0.82, 0.91)
+"""Where the time-ordered decisions are cut: train | stop early | calibrate | test."""
+MIN_SLICE_DECISIONS = 200
+"""Decisions each later slice keeps on a small log (while training keeps at least half):
+fewer stop the boosting, calibrate and test on noise."""
+
+
+def split_points(n: int) -> tuple[int, int, int]:
+    """The three cuts of ``n`` time-ordered decisions: by :data:`SPLITS`, except that on
+    a small log each later slice keeps :data:`MIN_SLICE_DECISIONS` decisions, or a sixth
+    of the log when that would leave training less than half."""
+    floor = min(MIN_SLICE_DECISIONS, n // 6)
+    sizes = [
+        max(floor, int(n * hi) - int(n * lo))
+        for lo, hi in zip(SPLITS, (*SPLITS[1:], 1.0), strict=True)
+    ]
+    c = n - sizes[2]
+    b = c - sizes[1]
+    a = b - sizes[0]
+    return a, b, c
+
+
 MIN_NOTHING_DECISIONS = 200
 """Decisions that presented nothing needed to learn what doing nothing is worth."""
 MIN_FULL_HORIZON_SHARE = 0.1
@@ -81,6 +103,8 @@ class TrainReport:
     """Why the policy fell back to the acceptance ranking, in plain words (or a caveat)."""
     priors: list[str] = field(default_factory=list)
     """Each action answered by a prior rate instead of a learnt model, and why."""
+    pooled: list[str] = field(default_factory=list)
+    """Families too small for a model of their own, answered by the pooled model."""
 
 
 def training_frame(dataset: Dataset, settings: Settings) -> pd.DataFrame:
@@ -474,7 +498,7 @@ def train(
     lap("training_set")
     x, y, shown = design(frame, catalog)
     n = len(frame)
-    a, b, c = (int(n * q) for q in SPLITS)
+    a, b, c = split_points(n)
     sa, sb, sc = (np.flatnonzero(shown[lo:hi]) + lo for lo, hi in ((0, a), (a, b), (b, c)))
     say(f"training LightGBM on {sa.size:,} presented actions")
     model = ResponseModel(seed=seed).fit(
@@ -620,6 +644,7 @@ def train(
         "incremental" if uplift else "acceptance",
         objective_note,
         prior_reasons(model, catalog),
+        model.pooled_families(),
     )
 
 
@@ -631,9 +656,9 @@ def prior_reasons(model: ResponseModel, catalog: Catalog) -> list[str]:
             continue
         if FAMILIES.index(action.family) not in model.models_:
             why = (
-                f"its family ({action.family.replace('_', ' ')}) had fewer than "
-                f"{MIN_FAMILY_ROWS} decisions in one of the time slices the model is fit, "
-                "stopped and calibrated on"
+                "too few decisions to learn from, even together with the other families "
+                f"(fewer than {MIN_POOLED_ROWS} with both outcomes in one of the time slices "
+                "the model is fit, stopped and calibrated on)"
             )
         else:
             why = f"fewer than {model.min_evidence} decisions"

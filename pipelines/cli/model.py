@@ -155,6 +155,14 @@ def print_baselines(r: TrainReport) -> None:
             + ": check the data and the catalog's values before using this model",
             highlight=False,
         )
+    if r.pooled:
+        plural = [f.replace("_", " ") + "s" for f in r.pooled]
+        names = " and ".join([", ".join(plural[:-1]), plural[-1]] if len(plural) > 1 else plural)
+        console.print(
+            f"note: {names} had too few decisions for a model of their own; they share one "
+            "model learnt from every family's decisions",
+            highlight=False,
+        )
     if r.priors:
         console.print(
             "[yellow]note:[/] these actions use a prior acceptance rate, not a learnt model:",
