@@ -40,6 +40,7 @@ from nba.exceptions import NBAError
 # The console shows the engine's own lines; MLflow's set-up chatter ("Creating initial
 # MLflow database tables...") is not for the user. Set before MLflow is first imported.
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 console = Console()
 err = Console(stderr=True)
@@ -119,7 +120,14 @@ def _settings_first() -> None:
 
     # MLflow may be imported already (tests, notebooks): quiet its logger at run time too.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    get_settings()
+    # Libraries' deprecation and schema hints are for developers, not for the user of a
+    # command; NBA_LOG_LEVEL=debug shows them. The engine's own warnings are printed lines.
+    # Routed to a silent logger rather than filtered: Feast adds its own filters on import.
+    if get_settings().log_level != "debug":
+        logging.captureWarnings(True)
+        quiet = logging.getLogger("py.warnings")
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
 
 
 class _CountColumn(ProgressColumn):
