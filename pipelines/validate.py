@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nba.contract import TABLES, load_dataset
+from nba.contract import load_dataset
+from nba.contract_tables import TABLES
 
 
 @dataclass
