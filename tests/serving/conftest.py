@@ -112,6 +112,9 @@ def api_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
             **ws.env,
             "NBA_DECISION_LOG_URL": f"sqlite:///{tmp_path / 'decision_log.db'}",
             "NBA_MODEL_POLL_SECONDS": "0",
+            # A generous profile-read budget: on a busy CI machine a read can take longer
+            # than the 25 ms default, and only the budget's own tests should see that.
+            "NBA_FEATURE_BUDGET_MS": "2000",
             **env,
         }
         for k, v in values.items():
