@@ -11,14 +11,17 @@ export NBA_HOME ?= $(CURDIR)/.nba
 
 venv: $(STAMP)
 
+# pip's and the build's own chatter goes to $(VENV)/install.log, shown only if it fails.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "installing the engine and its packages into $(VENV) (about a minute)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip > $(VENV)/install.log 2>&1 \
+	  && $(BIN)/python -m pip install --quiet -e '.[dev]' >> $(VENV)/install.log 2>&1 \
+	  || { cat $(VENV)/install.log; echo "installing failed: see the lines above"; exit 1; }
+	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/nba demo
+	@$(BIN)/nba demo
 
 test: $(STAMP) system-deps lint typecheck
 	$(BIN)/python -m pytest
