@@ -141,6 +141,7 @@ def print_baselines(r: TrainReport) -> None:
             if m[key] > nba:
                 beaten.append(f"{label} ({m[key]:.2f})")
     console.print(t)
+    by_log = bool(beaten)
     if r.truth is not None:
         truth_nba = r.truth.normalised["nba"]
         beaten += [
@@ -155,6 +156,14 @@ def print_baselines(r: TrainReport) -> None:
             + ": check the data and the catalog's values before using this model",
             highlight=False,
         )
+        if r.objective == "incremental" and by_log:
+            console.print(
+                "  (the test period holds the newest decisions, whose outcomes over the "
+                "horizon are mostly not known yet, so the estimate from the log favours "
+                "short-term value; this model ranks by what each action changes over the "
+                "horizon)",
+                highlight=False,
+            )
     if r.pooled:
         plural = [f.replace("_", " ") + "s" for f in r.pooled]
         names = " and ".join([", ".join(plural[:-1]), plural[-1]] if len(plural) > 1 else plural)

@@ -112,6 +112,11 @@ def test_train_summary_warns_when_a_baseline_beats_the_nba(
     assert "the NBA (33.29) does worse than always a product offer when possible (35.34)" in out
     assert "the most likely to be accepted (20.00)" not in out  # only those that beat it
     assert "Broadband offer (664 decisions)" in out
+    assert "favours short-term value" not in out  # the acceptance ranking: no such caveat
+
+    report.objective = "incremental"
+    print_baselines(report)
+    assert "favours short-term value" in " ".join(capsys.readouterr().out.split())
 
     metrics["logged_value_product_first_snipw"] = 30.0
     print_baselines(report)
