@@ -99,6 +99,14 @@ class Settings(BaseSettings):
         description="Share of customers (stable by customer id) in the control group, who "
         "get a uniformly random candidate instead of the NBA.",
     )
+    challenger_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Share of customers (stable by customer id, after the control group) "
+        "served by @challenger instead of @champion, with the same exploration, so the "
+        "promotion gate can compare the two on their own traffic. 0: off.",
+    )
     exploration_seed: int | None = Field(
         default=None, description="Seed of the API's random draws (for simulations)."
     )

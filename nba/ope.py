@@ -112,6 +112,21 @@ def _terms(
     return out
 
 
+def dr_gain_terms(
+    feedback: BanditFeedback,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    estimated_rewards: np.ndarray,
+) -> np.ndarray:
+    """Per decision, the DR term of ``challenger`` minus that of ``champion``: their mean
+    is the DR estimate of the gain, and the sequential gate (:mod:`nba.sequential`)
+    bounds that mean at every look."""
+    _check(feedback, challenger, champion, estimated_rewards)
+    new = _terms(feedback, challenger, estimated_rewards)["dr"][0]
+    old = _terms(feedback, champion, estimated_rewards)["dr"][0]
+    return np.asarray(new - old, dtype=float)
+
+
 def _ratio(num: np.ndarray, den: np.ndarray) -> float:
     d = float(den.sum())
     return float(num.sum()) / d if d > 0 else 0.0

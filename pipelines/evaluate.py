@@ -8,14 +8,21 @@ value is estimated with DR and SNIPW (:mod:`nba.ope`), and the challenger's gain
 champion with a paired bootstrap interval. The reward of a logged decision is its realised
 value (0 unless accepted).
 
-``promote_if_better`` moves ``@champion`` only when the gain's lower confidence bound,
-under the gate's estimator, is above ``min_gain``. Every comparison is an MLflow run
-(``evaluate``), with the decision as a tag.
+``promote_if_better`` is the sequential gate (:class:`Gate`): the gain's bounds are an
+anytime-valid confidence sequence (:mod:`nba.sequential`), so the gate may look after
+every round and the chance of ever promoting a challenger that is not better stays at
+most ``alpha``. It promotes when the lower bound is above ``min_gain``, retires the
+challenger when the upper bound is below it or after ``max_looks`` looks, and otherwise
+keeps collecting. Two kinds of evidence are bounded and reported: DR over all logged
+decisions (per-decision DR gain of challenger over champion) and, where the decision log
+has challenger traffic, the on-policy comparison of the two arms' realised rewards.
+Every comparison is an MLflow run (``evaluate``), with the decision as a tag.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -25,14 +32,61 @@ import pandas as pd
 from nba.config import Settings, get_settings
 from nba.contract import load_dataset
 from nba.exceptions import NBAError
-from nba.ope import DEFAULT_BOOTSTRAP, BanditFeedback, Bootstrap, Estimate, compare, estimate
+from nba.ope import (
+    DEFAULT_BOOTSTRAP,
+    BanditFeedback,
+    Bootstrap,
+    Estimate,
+    compare,
+    dr_gain_terms,
+    estimate,
+)
 from nba.outcomes import long_term_outcomes
-from nba.policy.evaluation import choices
+from nba.policy.evaluation import choices, widen_scores
+from nba.sequential import (
+    ConfidenceSequence,
+    Verdict,
+    confidence_sequence,
+    difference_sequence,
+    verdict,
+)
 from nba.tracking import CHALLENGER, CHAMPION, ModelRef, configure, load_policy, resolve, set_alias
-from pipelines.train import logged_feedback, logged_scores, training_frame
+from pipelines.train import logged_contacts, logged_feedback, logged_scores, training_frame
 
-GATE_ESTIMATORS = ("dr", "snipw")
+EVIDENCE = ("dr", "arms")
 DEFAULT_SHARE = 0.09
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The sequential promotion gate's settings (README, "The promotion gate")."""
+
+    alpha: float = 0.05
+    """Chance, over all looks, of ever promoting a challenger that is not better."""
+    min_gain: float = 0.0
+    """Least gain per decision worth promoting for."""
+    max_looks: int | None = 8
+    """Retire an undecided challenger after this many looks (None: never)."""
+    evidence: str = "dr"
+    """What decides: ``dr`` (all logged decisions) or ``arms`` (challenger traffic)."""
+    planned_n: int = 10_000
+    """Decisions at which the bounds are tightest (they stay valid at any number)."""
+    min_decisions: int = 2_000
+    """No verdict on fewer decisions: the bounds' coverage is asymptotic."""
+
+    def __post_init__(self) -> None:
+        if self.evidence not in EVIDENCE:
+            raise NBAError(f"--evidence must be one of {EVIDENCE}, not {self.evidence!r}")
+        if not 0 < self.alpha < 0.5:
+            raise NBAError(f"--alpha must be between 0 and 0.5, got {self.alpha}")
+        if self.max_looks is not None and self.max_looks < 1:
+            raise NBAError(f"--max-looks must be at least 1, got {self.max_looks}")
+
+    def describe(self) -> str:
+        return (
+            f"{self.evidence} confidence sequence at alpha {self.alpha:g}: promote if lower "
+            f"bound > {self.min_gain:g}"
+        )
 
 
 @dataclass
@@ -49,6 +103,17 @@ class Comparison:
     promoted: bool | None = None
     """None: no gate applied (``nba evaluate``)."""
     gate: str = ""
+    gain_terms: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    """Per decision: challenger's DR term minus champion's."""
+    reward: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    """Per decision: its realised reward."""
+    arm: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object), repr=False)
+    """Per decision: the arm that served it (None where the decision log does not know)."""
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0, "datetime64[ns]"), repr=False)
+    """Per decision: its moment (decisions are in time order)."""
+    sequences: dict[str, ConfidenceSequence] = field(default_factory=dict)
+    """Evidence (``dr``, ``arms``) -> the gain's confidence sequence at this look."""
+    verdict: Verdict | None = None
 
 
 def _one_hot(choice: np.ndarray, k: int) -> np.ndarray:
@@ -66,10 +131,14 @@ def compare_policies(
     share: float = DEFAULT_SHARE,
     since: datetime | None = None,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    long_term: Mapping[str, float] | None = None,
 ) -> Comparison:
     """Estimate champion, challenger and the gain on the logged decisions after ``since``
     (default: the newest ``share`` of them). Profiles come from Feast: run
-    ``nba features build`` on ``data_dir`` first."""
+    ``nba features build`` on ``data_dir`` first. ``long_term`` (decision id -> revenue
+    of the horizon) replaces the estimate from the contracts where given: the simulated
+    loop knows each served decision's expected consequence, which its contracts, drawn
+    before the loop, do not show."""
     s = settings or get_settings()
     if not 0 < share <= 1:
         raise NBAError(f"--share must be in (0, 1], got {share}")
@@ -89,11 +158,20 @@ def compare_policies(
                 f"(need 100): log more, or raise --share"
             )
         champion, challenger = load_policy(champion_ref), load_policy(challenger_ref)
-        k = len(champion.catalog.actions)
-        if champion.catalog.ids != challenger.catalog.ids:
-            raise NBAError("champion and challenger have different action catalogs")
+        catalog = challenger.catalog
+        k = len(catalog.actions)
+        launched = champion.catalog.ids != catalog.ids
+        if launched and not set(champion.catalog.ids) <= set(catalog.ids):
+            raise NBAError(
+                "champion and challenger have different action catalogs (the challenger's "
+                "must hold every action of the champion's, plus any launched since)"
+            )
         old = logged_scores(champion, dataset, rounds)
-        new = logged_scores(challenger, dataset, rounds)
+        if launched:  # the champion never chooses an action launched after it
+            old = widen_scores(old, champion.catalog, catalog)
+        logged_as = logged_contacts(challenger, dataset, rounds)
+        new, _ = challenger.score(logged_as)
+        kept = challenger.kept_if_nothing(logged_as)
         if champion.uplift is not None or challenger.uplift is not None:
             # Judge the objective the policies rank by: immediate value plus the revenue
             # kept over the horizon (censoring-weighted: the newest decisions have not
@@ -101,9 +179,12 @@ def compare_policies(
             outcomes = long_term_outcomes(dataset, champion.catalog.horizon_days)
             at = np.searchsorted(outcomes.decision_id, rounds["decision_id"].to_numpy(object))
             rounds["long_term_revenue"] = outcomes.revenue_estimate()[at]
+            if long_term is not None:  # known otherwise (a simulation's ground truth)
+                known = rounds["decision_id"].map(long_term)
+                rounds["long_term_revenue"] = known.fillna(rounds["long_term_revenue"])
     finally:
         dataset.close()
-    logged, pscore, reward = logged_feedback(rounds, champion.catalog)
+    logged, pscore, reward = logged_feedback(rounds, catalog)
     feedback = BanditFeedback(np.where(logged >= 0, logged, k), reward, pscore)
     # The reward model for DM/DR: the challenger's expected value of each action and of
     # nothing. With the long-term objective, nothing's is the log's mean revenue kept and
@@ -111,18 +192,74 @@ def compare_policies(
     expected = new.propensity * new.net_value
     base = np.zeros((len(rounds), 1))
     if new.change is not None and "long_term_revenue" in rounds:
-        base += float(rounds["long_term_revenue"].mean())
+        # Each customer's own revenue kept if nothing is presented, as the challenger's
+        # uplift model expects it: the revenue at stake differs a lot between customers,
+        # and a shared mean would leave all of that in DR's residuals (its variance).
+        base += kept[:, None] if kept is not None else float(rounds["long_term_revenue"].mean())
         expected = expected + new.change + base
     q = np.hstack([np.nan_to_num(expected, nan=0.0), base])
     dists = {
-        "champion": _one_hot(choices(old, champion.catalog)["nba"], k),
-        "challenger": _one_hot(choices(new, challenger.catalog)["nba"], k),
+        "champion": _one_hot(choices(old, catalog)["nba"], k),
+        "challenger": _one_hot(choices(new, catalog)["nba"], k),
     }
     values = {who: estimate(feedback, d, q, bootstrap) for who, d in dists.items()}
     gain = compare(feedback, dists["challenger"], dists["champion"], q, bootstrap)
+    terms = dr_gain_terms(feedback, dists["challenger"], dists["champion"], q)
     times = pd.to_datetime(rounds["timestamp"])
     window = (str(times.min()), str(times.max()))
-    return Comparison(champion_ref, challenger_ref, len(rounds), window, values, gain)
+    return Comparison(
+        champion_ref, challenger_ref, len(rounds), window, values, gain, gain_terms=terms,
+        reward=reward, arm=_arms(rounds["decision_id"], s),
+        times=times.dt.tz_localize(None).to_numpy() if times.dt.tz else times.to_numpy(),
+    )  # fmt: skip
+
+
+def _arms(decision_ids: pd.Series, s: Settings) -> np.ndarray:
+    """The arm that served each logged decision, where the decision log knows (decisions
+    of a dataset that did not come from this engine's log have none)."""
+    from serving.decision_log import DecisionLog
+
+    served = decision_ids.astype(str).str.split(":", n=1).str[0]
+    if s.decision_log.startswith("sqlite:///") and not Path(s.decision_log[10:]).exists():
+        return np.full(len(served), None, dtype=object)
+    log = DecisionLog(s.decision_log)
+    try:
+        arm = dict(log.query("SELECT decision_id, arm FROM served"))
+    finally:
+        log.close()
+    return served.map(arm).to_numpy(dtype=object)
+
+
+def gate_sequences(
+    c: Comparison, gate: Gate, until: np.datetime64 | None = None
+) -> dict[str, ConfidenceSequence]:
+    """The gain's confidence sequence under each kind of evidence available, on the
+    decisions up to ``until`` (default: all): the look the gate had at that moment."""
+    upto = slice(None) if until is None else slice(int(np.searchsorted(c.times, until, "right")))
+    out = {"dr": confidence_sequence(c.gain_terms[upto], gate.alpha, gate.planned_n)}
+    arm, reward = c.arm[upto], c.reward[upto]
+    if (arm == "challenger").any() and (arm == "nba").any():
+        out["arms"] = difference_sequence(
+            reward[arm == "challenger"], reward[arm == "nba"], gate.alpha, gate.planned_n
+        )
+    return out
+
+
+def gate_verdict(
+    c: Comparison, gate: Gate, sequences: dict[str, ConfidenceSequence], looks: int
+) -> Verdict:
+    """The gate's verdict at look number ``looks`` on ``sequences``."""
+    decisive = sequences.get(gate.evidence)
+    if decisive is None:
+        raise NBAError(
+            "--evidence arms needs challenger traffic in the decision log "
+            "(set NBA_CHALLENGER_SHARE above 0 while the challenger collects evidence)"
+        )
+    if c.challenger.version == c.champion.version:
+        return "retire"
+    if decisive.n < gate.min_decisions:
+        return "retire" if gate.max_looks and looks >= gate.max_looks else "continue"
+    return verdict(decisive, gate.min_gain, looks, gate.max_looks)
 
 
 def log_comparison(comparison: Comparison, settings: Settings | None = None) -> str:
@@ -149,35 +286,57 @@ def log_comparison(comparison: Comparison, settings: Settings | None = None) -> 
         for name, e in comparison.gain.items():
             metrics.update({f"gain_{name}": e.value, f"gain_{name}_low": e.low,
                             f"gain_{name}_high": e.high})  # fmt: skip
-        mlflow.log_metrics(metrics)
+        for name, seq in comparison.sequences.items():
+            metrics.update({f"gain_{name}_cs_low": seq.low, f"gain_{name}_cs_high": seq.high,
+                            f"gain_{name}_cs_n": float(seq.n)})  # fmt: skip
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         if comparison.promoted is not None:
             mlflow.set_tag("promoted", str(comparison.promoted).lower())
+        if comparison.verdict is not None:
+            mlflow.set_tag("verdict", comparison.verdict)
         return str(run.info.run_id)
+
+
+def previous_looks(challenger: ModelRef, settings: Settings | None = None) -> int:
+    """How many times the gate has already judged this challenger version (its MLflow
+    ``evaluate`` runs with a verdict)."""
+    import mlflow
+
+    runs = mlflow.search_runs(
+        [configure(settings)],
+        filter_string=(
+            "attributes.run_name = 'evaluate' and "
+            f"params.challenger_version = '{challenger.version}' and tags.verdict LIKE '%'"
+        ),
+        output_format="list",
+    )
+    return len(runs)
 
 
 def promote_if_better(
     data_dir: Path,
     settings: Settings | None = None,
     *,
-    estimator: str = "dr",
-    min_gain: float = 0.0,
+    gate: Gate | None = None,
+    looks: int = 1,
     share: float = DEFAULT_SHARE,
     since: datetime | None = None,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    long_term: Mapping[str, float] | None = None,
 ) -> Comparison:
-    """Compare, and move ``@champion`` to the challenger only if the gain's lower bound
-    under ``estimator`` exceeds ``min_gain``. Logged to MLflow either way."""
-    if estimator not in GATE_ESTIMATORS:
-        raise NBAError(f"--estimator must be one of {GATE_ESTIMATORS}, not {estimator!r}")
+    """Compare, and apply the sequential gate at look number ``looks``: move
+    ``@champion`` to the challenger only on a ``promote`` verdict. Logged to MLflow
+    either way. The evidence is every logged decision after ``since``: give the moment
+    the challenger was registered to judge it on all its evidence."""
+    g = gate or Gate()
     s = settings or get_settings()
-    comparison = compare_policies(data_dir, s, share=share, since=since, bootstrap=bootstrap)
-    low = comparison.gain[estimator].low
-    comparison.gate = f"{estimator} lower bound > {min_gain:g}" + (
-        f" at {bootstrap.level:.0%}" if bootstrap.level != DEFAULT_BOOTSTRAP.level else ""
+    comparison = compare_policies(
+        data_dir, s, share=share, since=since, bootstrap=bootstrap, long_term=long_term
     )
-    comparison.promoted = bool(low > min_gain) and (
-        comparison.challenger.version != comparison.champion.version
-    )
+    comparison.sequences = gate_sequences(comparison, g)
+    comparison.gate = g.describe()
+    comparison.verdict = gate_verdict(comparison, g, comparison.sequences, looks)
+    comparison.promoted = comparison.verdict == "promote"
     comparison.run_id = log_comparison(comparison, s)
     if comparison.promoted:
         set_alias(CHAMPION, comparison.challenger.version, s)

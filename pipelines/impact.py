@@ -71,6 +71,9 @@ def impact_frame(
         nba_top = next((r for r in shown if r.get("policy_rank") == 1), None)
         segment = family.get(nba_top["action_id"], "unknown") if nba_top else "unknown"
         value = float(top.get("value") or 0.0) if outcome == "accepted" else 0.0
+        # The challenger's customers are served by an NBA policy too: the lift is the
+        # engine's over random choices, whichever version answered.
+        arm = "nba" if arm == "challenger" else arm
         records.append((decision_id, customer_id, arm, segment, value))
     columns = ["decision_id", "customer_id", "arm", "segment", "value"]
     return pd.DataFrame(records, columns=columns), unreported

@@ -31,32 +31,44 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from nba.catalog import NO_ACTION
+from nba.catalog import NO_ACTION, Catalog, load_catalog
 from nba.config import Settings, get_settings
 from nba.contract import load_dataset
 from nba.exceptions import NBAError
-from nba.policy.evaluation import TruthEvaluation, evaluate_against_truth
-from nba.policy.exploration import Exploration, choose, shown_order
+from nba.policy.evaluation import TruthEvaluation, evaluate_against_truth, widen_scores
+from nba.policy.exploration import Exploration, assign_arm, choose, shown_order
 from nba.policy.frames import contacts_from_frame
 from nba.policy.policy import Policy
 from nba.simulate import SimulationConfig
-from nba.tracking import CHALLENGER, CHAMPION, configure, load_policy, resolve, set_alias
-from pipelines.evaluate import compare_policies, promote_if_better
+from nba.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    MODEL_NAME,
+    ModelRef,
+    configure,
+    load_policy,
+    resolve,
+    set_alias,
+)
+from pipelines.evaluate import Comparison, Gate, compare_policies, promote_if_better
 from pipelines.features import build_features
 from pipelines.impact import ImpactReport, impact_report
 from pipelines.retrain import refresh
+from pipelines.scenarios import Scenario, drift_channel, drifted, hide_action, launch
 from pipelines.simulate import run_simulation
 from pipelines.train import train
 from serving.decision_log import DecisionLog, OutcomeRecord, ServedRecord, ranking_entries
 
 DECLINE_SHARE = 0.65  # of the offers not accepted, as in the simulator
+LOOP_MAX_LOOKS = 4
+"""The loop retires a challenger the gate could not decide on in four rounds."""
 
 
 @dataclass
@@ -76,6 +88,16 @@ class LoopRound:
     seconds: float
     challenger_normalised_value: float | None = None
     """The new challenger's true value on the held-out slice (what promoting it would give)."""
+    judged: str | None = None
+    """The challenger the gate looked at this round."""
+    verdict: str | None = None
+    looks: int | None = None
+    gain_dr_high: float | None = None
+    gain_arms: float | None = None
+    gain_arms_low: float | None = None
+    gain_arms_high: float | None = None
+    new_action_agreement: float | None = None
+    """Launch: where the oracle would choose the new action, the share the champion does."""
 
 
 @dataclass
@@ -84,6 +106,7 @@ class LoopReport:
     rounds: list[LoopRound] = field(default_factory=list)
     run_id: str = ""
     impact: ImpactReport | None = None
+    scenario: str = "none"
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(r) for r in self.rounds])
@@ -110,24 +133,48 @@ def serve_round(
     exploration: Exploration,
     log: DecisionLog,
     rng: np.random.Generator,
+    challenger: ModelRef | None = None,
+    long_term: dict[str, float] | None = None,
 ) -> tuple[float, int]:
-    """Serve ``contacts`` with the champion and report outcomes drawn from ``truth``.
-    Returns (true value per contact of the champion's own choices, nothing included;
-    answers logged)."""
-    ref = resolve(CHAMPION)
-    policy = load_policy(ref)
+    """Serve ``contacts`` with the champion (and the challenger's share of customers with
+    ``challenger``) and report outcomes drawn from ``truth``. Returns (true value per
+    contact of the champion's own choices, nothing included; answers logged). Each
+    answer's expected revenue over the horizon (the truth's, under the reactive dynamics)
+    goes into ``long_term`` by its decision id: the world's contracts were drawn before
+    the loop and do not react to what it serves."""
+    refs = {"nba": resolve(CHAMPION)}
+    if challenger is not None and exploration.challenger_share > 0:
+        refs["challenger"] = challenger
+    else:
+        exploration = replace(exploration, challenger_share=0.0)
     frame = _policy_input(data_dir, contacts)
-    decisions = policy.decide(contacts_from_frame(frame, policy.catalog), None)
+    arms = np.array([assign_arm(str(c), exploration) for c in contacts["customer_id"]])
+    champion = load_policy(refs["nba"])
+    # The champion decides every contact (its own choice is what its value on the log is
+    # checked against); the challenger answers its share of customers.
+    own = champion.decide(contacts_from_frame(frame, champion.catalog), None)
+    served = list(own)
+    version = np.full(len(contacts), refs["nba"].version, dtype=object)
+    rows = np.flatnonzero(arms == "challenger")
+    if "challenger" in refs and len(rows):
+        policy = load_policy(refs["challenger"])
+        part = frame.iloc[rows].reset_index(drop=True)
+        for at, d in zip(rows, policy.decide(contacts_from_frame(part, policy.catalog), None),
+                         strict=True):  # fmt: skip
+            served[at] = d
+        version[rows] = refs["challenger"].version
     p_accept = truth["p_accept"].to_dict()
     # What each choice is truly worth: immediate value and revenue over the horizon.
     expected = truth["expected_total"].to_dict()
+    revenue = truth["expected_revenue"].to_dict()
     greedy_value = 0.0
     answered = 0
     moments = [t.to_pydatetime() for t in pd.to_datetime(contacts["timestamp"], utc=True)]
-    for row, moment, decision in zip(
-        contacts.itertuples(index=False), moments, decisions, strict=True
+    for i, (row, moment, decision) in enumerate(
+        zip(contacts.itertuples(index=False), moments, served, strict=True)
     ):
         recs = decision.recommendations
+        greedy = own[i].recommendations
         choice = choose(
             str(row.customer_id),
             np.array([r.propensity for r in recs]),
@@ -135,10 +182,9 @@ def serve_round(
             exploration,
             rng,
         )
+        greedy_value += expected[(row.contact_id, greedy[0].action_id if greedy else NO_ACTION)]
         if choice.index < 0:
-            greedy_value += expected[(row.contact_id, NO_ACTION)]
             continue  # nothing worth offering: no answer to log
-        greedy_value += expected[(row.contact_id, recs[0].action_id)]
         order = shown_order(len(recs), choice.index)[:3]
         decision_id = uuid.uuid4().hex
         log.write(
@@ -149,7 +195,7 @@ def serve_round(
                 channel=str(row.channel),
                 reason=row.reason if isinstance(row.reason, str) else None,
                 agent_id="simulated",
-                model_version=ref.version,
+                model_version=str(version[i]),
                 features_timestamp=None,
                 known_customer=True,
                 degraded=False,
@@ -164,6 +210,8 @@ def serve_round(
         else:  # the decline draw only for offers not accepted (keeps the random stream)
             outcome = "declined" if rng.random() < DECLINE_SHARE else "no_response"
         log.write(OutcomeRecord(decision_id, top, outcome, "simulated", moment))
+        if long_term is not None:
+            long_term[f"{decision_id}:{top}"] = float(revenue[(row.contact_id, top)])
         answered += 1
     return greedy_value / max(len(contacts), 1), answered
 
@@ -179,11 +227,18 @@ def _policy_input(data_dir: Path, contacts: pd.DataFrame) -> pd.DataFrame:
         dataset.close()
 
 
-def true_value(policy: Policy, frame: pd.DataFrame, truth: pd.DataFrame) -> TruthEvaluation:
+def true_value(
+    policy: Policy, frame: pd.DataFrame, truth: pd.DataFrame, catalog: Catalog | None = None
+) -> TruthEvaluation:
     """The policy's value on the contacts of ``frame`` (a policy input) by the
-    simulator's ground truth ``truth`` (``expected_value.parquet`` rows), vs the oracle."""
+    simulator's ground truth ``truth`` (``expected_value.parquet`` rows), vs the oracle
+    over ``catalog`` (default: the policy's; a policy that predates some of its actions
+    never chooses them)."""
     scores, _ = policy.score(contacts_from_frame(frame, policy.catalog))
-    return evaluate_against_truth(scores, policy.catalog, frame["contact_id"].tolist(), truth)
+    wide = catalog or policy.catalog
+    if wide.ids != policy.catalog.ids:
+        scores = widen_scores(scores, policy.catalog, wide)
+    return evaluate_against_truth(scores, wide, frame["contact_id"].tolist(), truth)
 
 
 def simulate_loop(
@@ -196,6 +251,9 @@ def simulate_loop(
     weeks_per_round: int = 4,
     epsilon: float = 0.3,
     control_share: float = 0.1,
+    challenger_share: float = 0.2,
+    gate: Gate | None = None,
+    scenario: Scenario | None = None,
     seed: int = 42,
     step: Callable[[str], None] | None = None,
 ) -> LoopReport:
@@ -203,11 +261,14 @@ def simulate_loop(
 
     The held-out period has one slice of ``weeks_per_round`` weeks per round plus a last
     one that is never served: true values are measured there, so no model is judged on
-    contacts whose outcomes it learnt from. A challenger trained after round r is gated
-    on round r + 1's log, decisions it never saw."""
+    contacts whose outcomes it learnt from. One challenger at a time collects evidence
+    (its share of customers, and every decision for DR) from the round after it was
+    trained until the gate decides; only then is the next one trained."""
     if rounds < 1:
         raise NBAError(f"--rounds must be at least 1, got {rounds}")
     s = settings or get_settings()
+    g = gate or Gate(max_looks=LOOP_MAX_LOOKS)
+    world = scenario or Scenario()
     say = step or (lambda _m: None)
     config = loop_world(customers, rounds + 1, weeks_per_round, seed, months)
     if config.holdout_weeks > config.weeks - 3:  # the simulator keeps 3 weeks of decisions
@@ -218,87 +279,170 @@ def simulate_loop(
             f"{config.weeks - 3}): raise --months or lower --rounds or --weeks-per-round"
         )
     config.validate()
+    exploration = Exploration(
+        "epsilon", epsilon=epsilon, control_share=control_share, challenger_share=challenger_share
+    )
     say(f"simulating {customers:,} customers with a random logging policy")
     run_simulation(config, out)
+    if world.name == "launch":
+        hidden = hide_action(out, world.new_action)
+        say(
+            f"launch: {world.new_action} is new at round 1 "
+            f"({hidden:,} logged offers of it taken out of the log)"
+        )
     say("round 0: profiles and the champion trained on the random log only")
     build_features(out, s, online=False)
     train(out, s, seed=seed)
     truth = pd.read_parquet(out / "truth" / "expected_value.parquet")
-    dataset = load_dataset(out, settings=s)
-    try:
-        contacts = dataset.con.sql("SELECT * FROM contacts ORDER BY timestamp, contact_id").df()
-    finally:
-        dataset.close()
-    start = pd.to_datetime(contacts["timestamp"]).min()
-    week = ((pd.to_datetime(contacts["timestamp"]) - start).dt.days // 7).to_numpy()
-    slices = [
-        contacts[(week >= k * weeks_per_round) & (week < (k + 1) * weeks_per_round)]
-        for k in range(rounds + 1)
-    ]
+    contacts, slices = held_out_slices(out, s, weeks_per_round, rounds + 1)
+    # The gate's bounds are tightest at two rounds' worth of decisions (fixed by the
+    # design, before any outcome is seen; valid at any number).
+    g = replace(g, planned_n=max(2 * len(slices[0]), 1_000))
     # The never-served slice: its policy input (profiles, history) does not depend on
     # the model, so it is built once and every model is scored on it.
     held_out = _policy_input(out, slices[-1])
-    held_out_truth = truth[truth["contact_id"].isin(set(held_out["contact_id"]))]
     truth = truth.set_index(["contact_id", "action_id"])
-    champion = true_value(load_policy(resolve(CHAMPION, s)), held_out, held_out_truth)
-    report = LoopReport(out)
+    full_catalog = load_catalog()
+    channel = drift_channel(contacts, world)
+
+    def measure(version: str, r: int) -> TruthEvaluation:
+        on = truth_at(r)
+        return true_value(load_policy(model_ref(version)), held_out, on, full_catalog)
+
+    def truth_at(r: int) -> pd.DataFrame:
+        ids = set(held_out["contact_id"])
+        part = truth[truth.index.get_level_values("contact_id").isin(ids)]
+        if world.name == "drift" and r >= world.drift_round:
+            hit = set(held_out.loc[held_out["channel"] == channel, "contact_id"])
+            part = drifted(part, hit, world.drift_family)
+        return part.reset_index()
+
+    champion_version = resolve(CHAMPION, s).version
+    champion = measure(champion_version, 0)
+    report = LoopReport(out, scenario=world.name)
     report.rounds.append(
-        LoopRound(0, resolve(CHAMPION, s).version, None, None, champion.normalised["nba"],
-                  champion.values["nba"], 0, None, None, None, None, None, 0.0)
+        LoopRound(0, champion_version, None, None, champion.normalised["nba"],
+                  champion.values["nba"], 0, None, None, None, None, None, 0.0,
+                  new_action_agreement=_agreement(champion, world))
     )  # fmt: skip
-    exploration = Exploration("epsilon", epsilon=epsilon, control_share=control_share)
     rng = np.random.default_rng(seed)
-    pending: str | None = None  # challenger trained last round, not yet judged
-    pending_truth = champion
+    pending: str | None = None  # the challenger collecting evidence
+    pending_since: datetime | None = None
+    pending_truth: TruthEvaluation | None = None
+    looks = 0
+    long_term: dict[str, float] = {}  # each answer's expected revenue over the horizon
     for r in range(1, rounds + 1):
         began = time.perf_counter()
         part = slices[r - 1]
-        say(f"round {r}: serving {len(part):,} contacts with the champion")
+        if world.name == "launch" and r == 1:
+            launch(out)
+            say(f"round 1: {world.new_action} joins the catalog")
+        served_truth = truth
+        if world.name == "drift" and r >= world.drift_round:
+            hit = set(part.loc[part["channel"] == channel, "contact_id"])
+            served_truth = drifted(truth, hit, world.drift_family)
+            if r == world.drift_round:
+                say(f"round {r}: {world.drift_family} offers stop working on {channel}")
+        arms = "the champion" + (" and the challenger" if pending else "")
+        say(f"round {r}: serving {len(part):,} contacts with {arms}")
         log = DecisionLog(s.decision_log)
         log.start()
         try:
             current = s.home_dir / "retrain-data" if r > 1 else out
-            true_greedy, answered = serve_round(current, part, truth, exploration, log, rng)
+            challenger_ref = model_ref(pending) if pending else None
+            true_greedy, answered = serve_round(
+                current, part, served_truth, exploration, log, rng, challenger_ref, long_term
+            )
         finally:
             log.close()
         merged, _, _ = refresh(out, s)
-        since = pd.Timestamp(part["timestamp"].min()).to_pydatetime() - timedelta(microseconds=1)
-        say(f"round {r}: champion against the last round's challenger on this round's log")
-        set_alias(CHALLENGER, pending or resolve(CHAMPION, s).version, s)
+        round_start = _just_before(part)
+        comparison: Comparison
         if pending is None:  # nothing to judge yet: the champion's estimate only
-            comparison = compare_policies(merged, s, since=since)
+            set_alias(CHALLENGER, champion_version, s)
+            comparison = compare_policies(merged, s, since=round_start, long_term=long_term)
         else:
-            comparison = promote_if_better(merged, s, since=since)
-            if comparison.promoted:
-                champion = pending_truth
-        say(f"round {r}: training a challenger on the feedback so far")
-        pending = train(merged, s, seed=seed, split="shuffled").version
-        set_alias(CHALLENGER, pending, s)
-        pending_truth = true_value(load_policy(resolve(CHALLENGER, s)), held_out, held_out_truth)
+            looks += 1
+            say(f"round {r}: the gate's look {looks} at challenger v{pending}")
+            set_alias(CHALLENGER, pending, s)
+            comparison = promote_if_better(
+                merged, s, gate=g, looks=looks, since=pending_since, long_term=long_term
+            )
+        judged, verdict = pending, comparison.verdict
+        on_round = judged is None or pending_since == round_start  # DR error: one round
+        if comparison.promoted:
+            champion_version = str(pending)
+        if verdict in ("promote", "retire"):
+            pending = None
+        trained_truth = None
+        if pending is None and r < rounds:
+            say(f"round {r}: training a challenger on the feedback so far")
+            pending = train(merged, s, seed=seed + r, split="shuffled").version
+            pending_since, looks = _just_before(slices[r]), 0
+            pending_truth = measure(pending, r + 1)
+            trained_truth = pending_truth
+        champion = measure(champion_version, r)
         dr = comparison.values["champion"]["dr"].value
+        seq = comparison.sequences
         report.rounds.append(
             LoopRound(
-                r,
-                resolve(CHAMPION, s).version,
-                pending,
-                comparison.promoted,
-                champion.normalised["nba"],
-                champion.values["nba"],
-                answered,
-                dr,
-                true_greedy,
-                abs(dr - true_greedy) / abs(true_greedy) if true_greedy else None,
-                comparison.gain["dr"].value if comparison.promoted is not None else None,
-                comparison.gain["dr"].low if comparison.promoted is not None else None,
+                r, champion_version, pending, comparison.promoted, champion.normalised["nba"],
+                champion.values["nba"], answered, dr if on_round else None,
+                true_greedy if on_round else None,
+                abs(dr - true_greedy) / abs(true_greedy) if on_round and true_greedy else None,
+                seq["dr"].mean if "dr" in seq else None, seq["dr"].low if "dr" in seq else None,
                 round(time.perf_counter() - began, 1),
-                pending_truth.normalised["nba"],
+                trained_truth.normalised["nba"] if trained_truth else None,
+                judged=judged, verdict=verdict, looks=looks if judged else None,
+                gain_dr_high=seq["dr"].high if "dr" in seq else None,
+                gain_arms=seq["arms"].mean if "arms" in seq else None,
+                gain_arms_low=seq["arms"].low if "arms" in seq else None,
+                gain_arms_high=seq["arms"].high if "arms" in seq else None,
+                new_action_agreement=_agreement(champion, world),
             )
-        )
+        )  # fmt: skip
+    set_alias(CHALLENGER, pending or champion_version, s)
     report.run_id = _log_loop(report, config, epsilon)
     if control_share > 0:
         say("impact report: NBA against the control group")
         report.impact = impact_report(s, out=out.parent / f"{out.name}-impact")
     return report
+
+
+def held_out_slices(
+    out: Path, s: Settings, weeks_per_round: int, n: int
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """The held-out contacts of a simulated world (time order) and their ``n`` slices of
+    ``weeks_per_round`` weeks."""
+    dataset = load_dataset(out, settings=s)
+    try:
+        contacts = dataset.con.sql("SELECT * FROM contacts ORDER BY timestamp, contact_id").df()
+    finally:
+        dataset.close()
+    stamp = pd.to_datetime(contacts["timestamp"])
+    week = ((stamp - stamp.min()).dt.days // 7).to_numpy()
+    slices = [
+        contacts[(week >= k * weeks_per_round) & (week < (k + 1) * weeks_per_round)]
+        for k in range(n)
+    ]
+    return contacts, slices
+
+
+def model_ref(version: str) -> ModelRef:
+    return ModelRef(f"models:/{MODEL_NAME}/{version}", version, None)
+
+
+def _just_before(part: pd.DataFrame) -> datetime:
+    moment: datetime = pd.Timestamp(part["timestamp"].min()).to_pydatetime()
+    return moment - timedelta(microseconds=1)
+
+
+def _agreement(evaluation: TruthEvaluation, world: Scenario) -> float | None:
+    """Launch: of the held-out contacts where the oracle would choose the new action, the
+    share where the policy chooses it too."""
+    if world.name != "launch":
+        return None
+    return evaluation.agreement.get(world.new_action)
 
 
 def _log_loop(report: LoopReport, config: SimulationConfig, epsilon: float) -> str:

@@ -44,7 +44,7 @@ from nba.policy.evaluation import (
     snipw,
 )
 from nba.policy.frames import INPUT_COLUMNS, contacts_from_frame
-from nba.policy.policy import Policy, Scores
+from nba.policy.policy import Contacts, Policy, Scores
 from nba.policy.response import MIN_POOLED_ROWS, ResponseModel
 from nba.policy.uplift import UpliftModel
 from nba.profiles import FEATURE_SERVICE, NUMERIC_FEATURE_NAMES
@@ -270,9 +270,9 @@ def action_metrics(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.Data
     return pd.DataFrame(rows).set_index("action_id")
 
 
-def logged_scores(policy: Policy, dataset: Dataset, rounds: pd.DataFrame) -> Scores:
-    """The policy's scores for logged decisions (rows of :func:`training_frame`), each as
-    a contact at the decision's moment with its profile and prior history."""
+def logged_contacts(policy: Policy, dataset: Dataset, rounds: pd.DataFrame) -> Contacts:
+    """Logged decisions (rows of :func:`training_frame`) as the policy's contacts, each at
+    the decision's moment with its profile and prior history."""
     contacts = pd.DataFrame(
         {
             "contact_id": rounds["decision_id"],
@@ -285,7 +285,12 @@ def logged_scores(policy: Policy, dataset: Dataset, rounds: pd.DataFrame) -> Sco
     frame = rounds[[*NUMERIC_FEATURE_NAMES, "active_products"]].reset_index(drop=True)
     frame = pd.concat([frame, contacts.reset_index(drop=True)], axis=1)
     frame["history"] = history_for(dataset, contacts)
-    scores, _ = policy.score(contacts_from_frame(frame, policy.catalog))
+    return contacts_from_frame(frame, policy.catalog)
+
+
+def logged_scores(policy: Policy, dataset: Dataset, rounds: pd.DataFrame) -> Scores:
+    """The policy's scores for logged decisions (rows of :func:`training_frame`)."""
+    scores, _ = policy.score(logged_contacts(policy, dataset, rounds))
     return scores
 
 

@@ -233,7 +233,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 min(s.model_poll_seconds or 10.0, 10.0) if missing else s.model_poll_seconds
             )
             async with reload_lock:
-                await run_in_threadpool(recommender.load_model)
+                if not await run_in_threadpool(recommender.load_model):
+                    await run_in_threadpool(recommender.load_challenger)
                 if recommender.reader is None:
                     await run_in_threadpool(recommender.open_feature_store)
 
@@ -408,11 +409,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["operations"],
     )
     async def reload() -> ReloadResponse:
-        """Load nba-policy@champion now. Requests keep being answered by the old version
-        until the new one is ready."""
+        """Load nba-policy@champion now (and @challenger, with challenger traffic on).
+        Requests keep being answered by the old version until the new one is ready."""
         recommender: Recommender = state["recommender"]
         async with reload_lock:
             changed = await run_in_threadpool(recommender.load_model)
+            if not changed:
+                changed = await run_in_threadpool(recommender.load_challenger)
         if recommender.model is None:
             raise ModelNotReady(recommender.model_error or "no model")
         return ReloadResponse(model_version=recommender.model.version, changed=changed)

@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,9 @@ import numpy as np
 from nba.config import Settings
 from nba.policy.arbitration import History
 from nba.policy.design import profile_vector
-from nba.policy.exploration import Choice, Exploration, choose, shown_order
+from nba.policy.exploration import Choice, Exploration, assign_arm, choose, shown_order
 from nba.policy.policy import Contacts, Decision
-from nba.tracking import CHAMPION, ModelRef, resolve
+from nba.tracking import CHALLENGER, CHAMPION, ModelRef, resolve
 from serving.decision_log import DecisionLog, ServedRecord, now_utc, ranking_entries
 from serving.metrics import Metrics
 from serving.online import BatchedReader, Found, OnlineProfiles
@@ -134,6 +134,8 @@ class Recommender:
         self.metrics = metrics
         self.model: LoadedModel | None = None
         self.model_error: str | None = None
+        self.challenger: LoadedModel | None = None
+        """@challenger, loaded only with challenger traffic (``NBA_CHALLENGER_SHARE``)."""
         self.reader: BatchedReader | None = None
         self.store_error: str | None = None
         self._budget = settings.feature_budget_ms / 1000.0
@@ -142,7 +144,11 @@ class Recommender:
             epsilon=settings.epsilon,
             thompson_strength=settings.thompson_strength,
             control_share=settings.control_share,
+            challenger_share=settings.challenger_share,
         )
+        # Without a challenger loaded, its share of customers is served by the champion
+        # and logged as such (the control group stays the same customers).
+        self._champion_only = replace(self.exploration, challenger_share=0.0)
         # Exploring or a control group needs every candidate, not just the shown ones.
         self._all_candidates = settings.exploration != "off" or settings.control_share > 0
         self._rng = np.random.default_rng(settings.exploration_seed)
@@ -184,6 +190,31 @@ class Recommender:
         self.model, self.model_error = loaded, None
         self.metrics.model_version.set(float(loaded.version) if loaded.version.isdigit() else 0)
         log.info("model loaded", extra={"model_version": loaded.version})
+        self.load_challenger()
+        return True
+
+    def load_challenger(self) -> bool:
+        """With challenger traffic on, load @challenger if it is another version than the
+        champion and not the one loaded; True if it changed. Without one (or if it cannot
+        be loaded), the champion serves the challenger's share too."""
+        if self.settings.challenger_share <= 0 or self.model is None:
+            return False
+        try:
+            ref = resolve(CHALLENGER, self.settings)
+        except Exception:
+            ref = None
+        if ref is None or ref.version == self.model.version:
+            changed, self.challenger = self.challenger is not None, None
+            return changed
+        if self.challenger is not None and self.challenger.version == ref.version:
+            return False
+        try:
+            self.challenger = load_champion(self.settings, ref)
+        except Exception as exc:
+            self.challenger = None
+            log.warning("challenger not loaded", extra={"error": str(exc)})
+            return False
+        log.info("challenger loaded", extra={"model_version": ref.version})
         return True
 
     def close(self) -> None:
@@ -251,8 +282,19 @@ class Recommender:
         decisions: list[Decision] = model.policy.decide(contacts, limit)
         return decisions
 
+    def serving_model(self, customer_id: str) -> tuple[LoadedModel | None, Exploration]:
+        """The model that answers this customer (the challenger for its share of customers
+        while one is loaded) and the exploration settings its answer is drawn with."""
+        challenger = self.challenger
+        if challenger is not None and assign_arm(customer_id, self.exploration) == "challenger":
+            return challenger, self.exploration
+        return self.model, self._champion_only if challenger is None else self.exploration
+
     def shown_first(
-        self, req: RecommendationRequest, decision: Decision
+        self,
+        req: RecommendationRequest,
+        decision: Decision,
+        exploration: Exploration | None = None,
     ) -> tuple[Choice, list[int]]:
         """Draw the action shown at the top (exploration, control group); the others keep
         their rank. Returns the choice and the shown candidates' positions in the ranking,
@@ -262,7 +304,7 @@ class Recommender:
             req.customer_id,
             np.array([r.propensity for r in recs]),
             np.array([r.value for r in recs]),
-            self.exploration,
+            exploration or self._champion_only,
             self._rng,
         )
         return choice, shown_order(len(recs), choice.index)[: req.limit]
@@ -298,7 +340,7 @@ class Recommender:
                     p.future.set_result(d)
 
     async def recommend(self, req: RecommendationRequest) -> RecommendationResponse:
-        model = self.model
+        model, exploration = self.serving_model(req.customer_id)
         if model is None:
             raise ModelNotReady(self.model_error or "no model loaded")
         now = now_utc()
@@ -309,7 +351,7 @@ class Recommender:
             Pending(model, req, profile, history, loop.create_future())
         )
         degraded = profile.degraded_cause is not None
-        choice, order = self.shown_first(req, decision)
+        choice, order = self.shown_first(req, decision, exploration)
         shown = [decision.recommendations[j] for j in order]
         recs = [
             RecommendationOut(

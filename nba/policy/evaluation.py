@@ -23,13 +23,13 @@ Normalised value = (V_policy - V_random) / (V_oracle - V_random): 0 is random, 1
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from nba.catalog import NO_ACTION, Catalog
-from nba.policy.arbitration import OK, RULE_NOT_WORTH_IT, RULE_VALUE_UNKNOWN
+from nba.policy.arbitration import OK, RULE_ELIGIBILITY, RULE_NOT_WORTH_IT, RULE_VALUE_UNKNOWN
 from nba.policy.policy import Scores
 from nba.policy.uplift import FEES_COLUMN
 
@@ -76,6 +76,9 @@ class TruthEvaluation:
     mc_error: float
     """Monte Carlo standard error of the NBA's normalised value (from the truth's
     rollouts)."""
+    agreement: dict[str, float] = field(default_factory=dict)
+    """Per action: of the contacts where the oracle would choose it, the share where the
+    NBA chooses it too."""
 
 
 def choices(scores: Scores, catalog: Catalog) -> dict[str, np.ndarray]:
@@ -97,6 +100,36 @@ def choices(scores: Scores, catalog: Catalog) -> dict[str, np.ndarray]:
         "propensity_only": propensity_only,
         "acceptance_only": _best_positive(acceptance),
     }
+
+
+def widen_scores(scores: Scores, own: Catalog, wider: Catalog) -> Scores:
+    """``scores`` of a policy whose catalog ``own`` lacks some actions of ``wider`` (it
+    was trained before they were launched), laid out on ``wider``'s actions: the ones it
+    does not know are ineligible for it, so it never chooses them."""
+    missing = [a for a in own.ids if a not in wider.ids]
+    if missing:
+        raise ValueError(f"actions {missing} are not in the wider catalog")
+    at = np.array([wider.ids.index(a) for a in own.ids], dtype=np.int64)
+    n, k = scores.propensity.shape[0], len(wider.actions)
+
+    def spread(m: np.ndarray | None, fill: float | int) -> np.ndarray | None:
+        if m is None:
+            return None
+        out = np.full((n, k), fill, dtype=m.dtype)
+        out[:, at] = m
+        return out
+
+    status = spread(scores.status, RULE_ELIGIBILITY)
+    assert status is not None
+    return Scores(
+        spread(scores.propensity, np.nan),  # type: ignore[arg-type]
+        spread(scores.net_value, np.nan),  # type: ignore[arg-type]
+        spread(scores.priority, -np.inf),  # type: ignore[arg-type]
+        status,
+        spread(scores.count, 0),  # type: ignore[arg-type]
+        spread(scores.change, np.nan),
+        spread(scores.cost, np.nan),
+    )
 
 
 def _best_positive(priority: np.ndarray) -> np.ndarray:
@@ -214,7 +247,14 @@ def evaluate_against_truth(
     se = _truth_matrix(truth, contact_ids, ids, "mc_se").astype(float)
     se_nba = np.where(chosen >= 0, se[rows, np.maximum(chosen, 0)], 0.0)
     mc_error = float(np.sqrt((se_nba**2).sum()) / n / span) if span > 0 and n else float("nan")
-    return TruthEvaluation(values, normalised, out, n, shares, nothing_share, spend, mc_error)
+    agreement = {
+        a: float((chosen[oracle_pick == j] == j).mean())
+        for j, a in enumerate(catalog.ids)
+        if (oracle_pick == j).any()
+    }
+    return TruthEvaluation(
+        values, normalised, out, n, shares, nothing_share, spend, mc_error, agreement
+    )
 
 
 def snipw(

@@ -22,6 +22,11 @@ Modes (``NBA_EXPLORATION``):
 The **control group** is a share of customers, stable by a hash of the customer id, who
 get a uniformly random eligible action instead of the NBA (probability 1 / K), flagged in
 the log: the baseline against which the NBA's lift is measured.
+
+The **challenger arm** (``NBA_CHALLENGER_SHARE``, off by default) is the next share of
+customers by the same hash: they are served by ``@challenger`` instead of ``@champion``,
+with the same exploration, and flagged ``challenger`` in the log, so the promotion gate
+can compare the two policies on their own traffic (:mod:`pipelines.evaluate`).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ import numpy as np
 from nba.exceptions import NBAError
 
 Mode = Literal["off", "epsilon", "thompson"]
-Arm = Literal["nba", "control"]
+Arm = Literal["nba", "challenger", "control"]
+"""``nba``: served by the champion."""
 MODES: tuple[Mode, ...] = ("off", "epsilon", "thompson")
 
 
@@ -53,6 +59,7 @@ class Exploration:
     floor: float = 0.01
     """Least probability of any candidate under Thompson sampling, divided by K."""
     control_share: float = 0.0
+    challenger_share: float = 0.0
     salt: str = "nba-control"
 
     def __post_init__(self) -> None:
@@ -61,10 +68,16 @@ class Exploration:
         for name, v, lo, hi in (
             ("epsilon", self.epsilon, 0.0, 1.0),
             ("control share", self.control_share, 0.0, 1.0),
+            ("challenger share", self.challenger_share, 0.0, 1.0),
             ("floor", self.floor, 0.0, 1.0),
         ):
             if not lo <= v <= hi:
                 raise ExplorationError(f"{name} must be between {lo} and {hi}, got {v}")
+        if self.control_share + self.challenger_share > 1:
+            raise ExplorationError(
+                f"control share {self.control_share} and challenger share "
+                f"{self.challenger_share} add up to more than 1"
+            )
         if not self.thompson_strength > 0 or self.thompson_draws < 1:
             raise ExplorationError("thompson strength must be > 0 and draws >= 1")
 
@@ -80,12 +93,28 @@ class Choice:
     """Probability of every candidate."""
 
 
+def _position(customer_id: str, config: Exploration) -> float:
+    digest = hashlib.sha256(f"{config.salt}:{customer_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def assign_arm(customer_id: str, config: Exploration) -> Arm:
+    """Stable assignment by a hash of the customer id: the control group first, then the
+    challenger's share, the rest served by the champion. The control group is the same
+    with or without challenger traffic."""
+    if config.control_share <= 0 and config.challenger_share <= 0:
+        return "nba"
+    u = _position(customer_id, config)
+    if u < config.control_share:
+        return "control"
+    if u < config.control_share + config.challenger_share:
+        return "challenger"
+    return "nba"
+
+
 def in_control(customer_id: str, config: Exploration) -> bool:
     """Stable assignment: the same customer is always in (or out of) the control group."""
-    if config.control_share <= 0:
-        return False
-    digest = hashlib.sha256(f"{config.salt}:{customer_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < config.control_share
+    return assign_arm(customer_id, config) == "control"
 
 
 def distribution(
@@ -119,9 +148,10 @@ def choose(
     rng: np.random.Generator,
 ) -> Choice:
     """Draw the candidate to show. ``propensity``/``net_value`` are the candidates', best
-    first (for a control-group customer: every eligible action's, each equally likely)."""
+    first (for a control-group customer: every eligible action's, each equally likely;
+    for a challenger-arm customer: the challenger's candidates)."""
     k = len(propensity)
-    arm: Arm = "control" if in_control(customer_id, config) else "nba"
+    arm = assign_arm(customer_id, config)
     if k == 0:
         return Choice(-1, 1.0, arm, np.zeros(0))
     if arm == "control":

@@ -223,6 +223,21 @@ class Policy:
             out[lo:hi] = self.uplift.kept_share(x)
         return out
 
+    def kept_if_nothing(self, contacts: Contacts) -> np.ndarray | None:
+        """Per contact, the revenue of the horizon the uplift model expects to be kept if
+        nothing is presented (``None`` without one): the baseline against which every
+        action's Δ is counted, and a per-customer reward model for off-policy evaluation."""
+        if self.uplift is None:
+            return None
+        n = len(contacts)
+        rows = np.arange(n)
+        kept = self._kept_share(contacts, np.full(n, NOTHING_BRANCH), rows)
+        stake = np.nan_to_num(contacts.profile_x[:, FEES_COLUMN], nan=0.0)
+        out = stake * self.uplift.horizon_months_ * kept
+        if contacts.cold is not None and contacts.cold.any():
+            out[contacts.cold] = 0.0
+        return np.asarray(out, dtype=float)
+
     def score(self, contacts: Contacts) -> tuple[Scores, np.ndarray]:
         """Propensity, value and rules for every contact x action (one ``predict``).
 

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from nba.ope import Bootstrap
 from pipelines.cli.app import app, console, err, fail
 from pipelines.evaluate import DEFAULT_SHARE, Comparison
 
@@ -34,19 +33,42 @@ def promote(
         bool,
         typer.Option(
             "--if-better",
-            help="Move @champion to @challenger only if the challenger's estimated gain on "
-            "logged data has a lower confidence bound above --min-gain (needs --data).",
+            help="Move @champion to @challenger only if the sequential gate says the "
+            "challenger is better by more than --min-gain (needs --data).",
         ),
     ] = False,
     data: Annotated[Path | None, typer.Option(help="Dataset with the logged decisions.")] = None,
-    estimator: Annotated[str, typer.Option(help="Gate estimator: dr or snipw.")] = "dr",
+    evidence: Annotated[
+        str,
+        typer.Option(
+            help="What decides: dr (all logged decisions) or arms (the challenger's own "
+            "traffic against the champion's)."
+        ),
+    ] = "dr",
     min_gain: Annotated[float, typer.Option(help="Least gain per decision to promote.")] = 0.0,
     level: Annotated[
         float,
         typer.Option(
-            min=0.5, max=0.999, help="Confidence level of the gain's interval (two-sided)."
+            min=0.5,
+            max=0.999,
+            help="Confidence of the gate: 1 minus the chance of ever promoting a "
+            "challenger that is not better, over all looks.",
         ),
     ] = 0.95,
+    max_looks: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Retire a challenger the gate has looked at this often without deciding."
+        ),
+    ] = 8,
+    planned_decisions: Annotated[
+        int,
+        typer.Option(
+            min=100,
+            help="Decisions a challenger is expected to collect: the gate's bounds are "
+            "tightest there (and valid at any number). Set it before the first look.",
+        ),
+    ] = 10_000,
     share: ShareOption = DEFAULT_SHARE,
     since: SinceOption = None,
 ) -> None:
@@ -58,18 +80,16 @@ def promote(
         if data is None or version is not None:
             fail("--if-better needs --data DIR (and no --version)")
         assert data is not None
-        from pipelines.evaluate import promote_if_better
+        from nba.tracking import CHALLENGER, resolve
+        from pipelines.evaluate import Gate, previous_looks, promote_if_better
 
+        gate = Gate(alpha=round(1 - level, 6), min_gain=min_gain, max_looks=max_looks,
+                    evidence=evidence, planned_n=planned_decisions)  # fmt: skip
         with err.status("evaluating champion and challenger on logged data"):
-            c = promote_if_better(
-                data,
-                estimator=estimator,
-                min_gain=min_gain,
-                share=share,
-                since=since,
-                bootstrap=Bootstrap(level=level),
-            )
+            looks = previous_looks(resolve(CHALLENGER)) + 1
+            c = promote_if_better(data, gate=gate, looks=looks, share=share, since=since)
         print_comparison(c)
+        print_gate(c, looks)
         verdict = "promoted" if c.promoted else "not promoted"
         console.print(
             f"gate ({c.gate}): challenger version {c.challenger.version} {verdict}; "
@@ -99,6 +119,29 @@ def evaluate_cmd(
         c.run_id = log_comparison(c)
     print_comparison(c)
     console.print(f"MLflow run {c.run_id}")
+
+
+VERDICT_WORDS = {
+    "promote": "better: promoted",
+    "retire": "not better, or not shown better in time: retire it and train a new one",
+    "continue": "not decided yet: keep it collecting decisions and ask again",
+}
+
+
+def print_gate(c: Comparison, looks: int) -> None:
+    table = Table(
+        title=f"gain per decision, look {looks} (confidence sequence: valid at every look)",
+        title_justify="left",
+    )
+    for col in ("evidence", "decisions", "gain", "bounds"):
+        table.add_column(col, justify="left" if col == "evidence" else "right")
+    names = {"dr": "DR, all logged decisions", "arms": "challenger's traffic vs champion's"}
+    for name, seq in c.sequences.items():
+        table.add_row(names[name], f"{seq.n:,}", f"{seq.mean:+.2f}",
+                      f"[{seq.low:+.2f}, {seq.high:+.2f}]")  # fmt: skip
+    console.print(table)
+    if c.verdict is not None:
+        console.print(f"verdict: {VERDICT_WORDS[c.verdict]}")
 
 
 def print_comparison(c: Comparison) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,6 +12,9 @@ from rich.table import Table
 from nba.config import get_settings
 from pipelines.cli.app import app, console, err
 from pipelines.impact import ImpactReport, format_lift, format_relative, format_value
+
+if TYPE_CHECKING:
+    from pipelines.loop import LoopReport
 
 
 @app.command("simulate-loop")
@@ -34,14 +37,44 @@ def simulate_loop_cmd(
     control_share: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of customers in the control group.")
     ] = 0.1,
+    challenger_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="Share of customers served by the challenger being judged."
+        ),
+    ] = 0.2,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="none: the world stays as simulated; launch: a new action joins the catalog "
+            "at round 1 with no history; drift: from --drift-round one family's offers stop "
+            "working on one channel."
+        ),
+    ] = "none",
+    new_action: Annotated[
+        str, typer.Option(help="The action launched at round 1 (--scenario launch).")
+    ] = "offer_tv_stream",
+    drift_round: Annotated[
+        int, typer.Option(min=1, help="First round of the drift (--scenario drift).")
+    ] = 2,
+    min_gain: Annotated[
+        float, typer.Option(help="The gate's least gain per decision to promote.")
+    ] = 0.0,
+    max_looks: Annotated[
+        int, typer.Option(min=1, help="Rounds a challenger may collect before it is retired.")
+    ] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the world and the loop.")] = 42,
 ) -> None:
     """The closed loop in simulation: serve -> outcomes -> retrain -> evaluate -> promote,
     with the champion's true value per round (use a fresh NBA_HOME: it registers models
     and writes the decision log)."""
+    from pipelines.evaluate import Gate
     from pipelines.loop import simulate_loop
+    from pipelines.scenarios import Scenario
 
     target = out or get_settings().home_dir / "loop-data"
+    world = Scenario(scenario, new_action=new_action, drift_round=drift_round)
+    gate = Gate(min_gain=min_gain, max_looks=max_looks)
     with err.status("simulating the loop") as status:
         report = simulate_loop(
             rounds,
@@ -51,42 +84,73 @@ def simulate_loop_cmd(
             weeks_per_round=weeks_per_round,
             epsilon=epsilon,
             control_share=control_share,
+            challenger_share=challenger_share,
+            gate=gate,
+            scenario=world,
             seed=seed,
             step=lambda m: status.update(m),
         )
-    table = Table(title="the learning loop (true values from the simulator)", title_justify="left")
-    for col in (
-        "round",
-        "champion",
-        "challenger",
-        "promoted",
-        "normalised value",
-        "challenger's value",
-        "value/contact",
-        "logged",
-        "DR gain [low]",
-        "DR error on champion",
-    ):
-        table.add_column(col, justify="right")  # fmt: skip
-    for r in report.rounds:
-        table.add_row(
-            str(r.round),
-            r.champion,
-            r.challenger or "",
-            "" if r.promoted is None else ("yes" if r.promoted else "no"),
-            f"{r.normalised_value:.3f}",
-            ""
-            if r.challenger_normalised_value is None
-            else f"{r.challenger_normalised_value:.3f}",
-            f"{r.value_per_contact:.2f}",
-            f"{r.logged:,}",
-            "" if r.gain_dr is None else f"{r.gain_dr:+.2f} [{r.gain_dr_low:+.2f}]",
-            "" if r.dr_relative_error is None else f"{r.dr_relative_error:.1%}",
-        )
-    console.print(table)
+    print_loop(report)
     console.print(f"MLflow run {report.run_id} (simulate-loop); world in {report.data_dir}")
     if report.impact is not None:
         print_impact(report.impact)
+
+
+VERDICTS = {"promote": "promoted", "retire": "retired", "continue": "collecting"}
+
+
+def print_loop(report: LoopReport) -> None:
+    title = "the learning loop (true values from the simulator)"
+    if report.scenario != "none":
+        title += f", scenario: {report.scenario}"
+    table = Table(title=title, title_justify="left")
+    launch = report.scenario == "launch"
+    columns = ["round", "champion", "champion's true value", "value/contact", "logged",
+               "judged", "look", "DR gain [bounds]", "arms' gain [bounds]", "verdict",
+               "new challenger (true value)", "DR error on champion"]  # fmt: skip
+    if launch:
+        columns.insert(3, "new action where oracle picks it")
+    for col in columns:
+        table.add_column(col, justify="right")
+
+    def bounds(mean: float | None, low: float | None, high: float | None) -> str:
+        if mean is None or low is None or high is None:
+            return ""
+        return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+    for r in report.rounds:
+        row = [
+            str(r.round),
+            f"v{r.champion}",
+            f"{r.normalised_value:.3f}",
+            f"{r.value_per_contact:.2f}",
+            f"{r.logged:,}",
+            f"v{r.judged}" if r.judged else "",
+            str(r.looks) if r.looks else "",
+            bounds(r.gain_dr, r.gain_dr_low, r.gain_dr_high),
+            bounds(r.gain_arms, r.gain_arms_low, r.gain_arms_high),
+            VERDICTS.get(r.verdict or "", ""),
+            f"v{r.challenger} ({r.challenger_normalised_value:.3f})"
+            if r.challenger_normalised_value is not None and r.challenger
+            else "",
+            "" if r.dr_relative_error is None else f"{r.dr_relative_error:.1%}",
+        ]
+        if launch:
+            agree = r.new_action_agreement
+            row.insert(3, "" if agree is None else f"{agree:.0%}")
+        table.add_row(*row)
+    console.print(table)
+    promoted = [r for r in report.rounds if r.verdict == "promote"]
+    if promoted:
+        first = promoted[0]
+        console.print(
+            f"first promotion: round {first.round} (v{first.champion}, after {first.looks} "
+            f"look{'s' if first.looks != 1 else ''}); champion's true value "
+            f"{report.rounds[0].normalised_value:.3f} at round 0, "
+            f"{report.rounds[-1].normalised_value:.3f} at round {report.rounds[-1].round}"
+        )
+    else:
+        console.print("no challenger was promoted")
 
 
 @app.command("impact")

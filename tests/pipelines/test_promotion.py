@@ -70,7 +70,11 @@ def test_a_worse_challenger_is_never_promoted_and_a_better_one_is(
     # The other way round: the real model challenges the noise model, and wins.
     set_alias(CHAMPION, noise)
     set_alias(CHALLENGER, "1")
-    better = runner.invoke(app, ["promote", "--if-better", *args, "--level", "0.9"])
+    # The bounds are tightest where the gate expects to decide: at about this log's size.
+    better = runner.invoke(
+        app,
+        ["promote", "--if-better", *args, "--level", "0.9", "--planned-decisions", "4000"],
+    )
     assert better.exit_code == 0, better.output
     assert "version 1 promoted" in better.output
     assert resolve(CHAMPION).version == "1"
@@ -79,18 +83,23 @@ def test_a_worse_challenger_is_never_promoted_and_a_better_one_is(
     assert len(runs) == 3
     gated = runs[runs["tags.promoted"].notna()].sort_values("start_time")
     assert gated["tags.promoted"].tolist() == ["false", "true"]
-    assert gated["metrics.gain_dr_low"].iloc[0] <= 0 < gated["metrics.gain_dr_low"].iloc[1]
-    assert gated["params.gate"].tolist() == ["dr lower bound > 0", "dr lower bound > 0 at 90%"]
+    # The gate decides on the confidence sequence (valid at every look), not on the
+    # bootstrap interval that `nba evaluate` also reports.
+    lows = gated["metrics.gain_dr_cs_low"]
+    assert lows.iloc[0] <= 0 < lows.iloc[1]
+    assert gated["tags.verdict"].tolist()[1] == "promote"
+    assert gated["params.gate"].tolist() == [
+        "dr confidence sequence at alpha 0.05: promote if lower bound > 0",
+        "dr confidence sequence at alpha 0.1: promote if lower bound > 0",
+    ]
 
 
-def test_the_gate_needs_data_and_a_known_estimator(world: Path, home: Path) -> None:
+def test_the_gate_needs_data_and_known_evidence(world: Path, home: Path) -> None:
     runner = CliRunner()
     no_data = runner.invoke(app, ["promote", "--if-better"])
     assert no_data.exit_code == 2 and "--if-better needs --data DIR" in no_data.stderr
-    bad = runner.invoke(
-        app, ["promote", "--if-better", "--data", str(world), "--estimator", "ipw"]
-    )
-    assert bad.exit_code == 2 and "--estimator must be one of" in bad.stderr
+    bad = runner.invoke(app, ["promote", "--if-better", "--data", str(world), "--evidence", "ipw"])
+    assert bad.exit_code == 2 and "--evidence must be one of" in bad.stderr
     level = runner.invoke(app, ["promote", "--if-better", "--data", str(world), "--level", "2"])
     assert level.exit_code == 2 and "--level" in level.stderr
     none = runner.invoke(app, ["promote"])

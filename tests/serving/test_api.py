@@ -14,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from nba.feature_store import open_store
+from nba.policy.exploration import Exploration, in_control
 from nba.policy.policy import COLD_REASON
 from nba.tracking import MODEL_NAME, configure, set_alias
 from serving.engine import (
@@ -492,3 +493,43 @@ def test_thompson_exploration_logs_a_probability_for_every_answer(
         assert 0 < p <= 1
         tops.append(logged["ranking"][0]["action_id"])
     assert tops.count(best) > 10 and len(set(tops)) > 1
+
+
+def test_challenger_traffic_is_served_by_the_challenger_and_flagged(
+    api_factory: ApiFactory, sqlite_workspace: Workspace
+) -> None:
+    """With NBA_CHALLENGER_SHARE, a stable share of customers is answered by @challenger
+    (its version in the log, arm "challenger"); the control group is unchanged."""
+    api = api_factory(
+        sqlite_workspace,
+        NBA_CHALLENGER_SHARE="0.4",
+        NBA_CONTROL_SHARE="0.2",
+        NBA_EXPLORATION_SEED="3",
+    )
+    configure(api.settings)
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    new = mlflow.register_model(champion.source, MODEL_NAME)
+    set_alias("challenger", str(new.version), api.settings)
+    try:
+        r = api.client.post("/admin/reload", headers=api.headers("admin"))
+        assert r.status_code == 200 and r.json()["changed"] is True, r.text
+        arms: dict[str, str] = {}
+        for customer in sqlite_workspace.customers[:60]:
+            first = api.recommend(customer)
+            again = api.recommend(customer)
+            a = api.log.decision(str(first["decision_id"]))
+            b = api.log.decision(str(again["decision_id"]))
+            assert a is not None and b is not None and a["arm"] == b["arm"]
+            arms[customer] = a["arm"]
+            expected = str(new.version) if a["arm"] == "challenger" else str(champion.version)
+            assert first["model_version"] == expected, (customer, a["arm"])
+        counts = {arm: list(arms.values()).count(arm) for arm in ("nba", "challenger", "control")}
+        assert counts["challenger"] >= 12 and counts["control"] >= 4 and counts["nba"] >= 15
+        # The same customers are in the control group as without challenger traffic.
+        plain = Exploration(control_share=0.2)
+        assert {c for c, a in arms.items() if a == "control"} == {
+            c for c in arms if in_control(c, plain)
+        }
+    finally:
+        client.delete_registered_model_alias(MODEL_NAME, "challenger")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nba.policy.exploration import Exploration, ExplorationError, choose, distribution, in_control
+from nba.policy.exploration import (
+    Exploration,
+    ExplorationError,
+    assign_arm,
+    choose,
+    distribution,
+    in_control,
+)
 
 PROPENSITY = np.array([0.30, 0.25, 0.10, 0.05])
 VALUE = np.array([100.0, 100.0, 150.0, 50.0])  # priorities 30, 25, 15, 2.5: best first
@@ -67,6 +74,23 @@ def test_control_group_is_stable_and_of_the_configured_share() -> None:
     assert not any(in_control(c, Exploration(control_share=0.0)) for c in ids[:100])
 
 
+def test_challenger_arm_is_stable_and_leaves_the_control_group_alone() -> None:
+    config = Exploration("epsilon", epsilon=0.2, control_share=0.1, challenger_share=0.2)
+    ids = [f"C{i:06d}" for i in range(20_000)]
+    arms = [assign_arm(c, config) for c in ids]
+    shares = {a: arms.count(a) / len(ids) for a in ("control", "challenger", "nba")}
+    assert 0.09 < shares["control"] < 0.11 and 0.18 < shares["challenger"] < 0.22
+    assert arms == [assign_arm(c, config) for c in ids]
+    control_only = Exploration(control_share=0.1)
+    assert [a == "control" for a in arms] == [in_control(c, control_only) for c in ids]
+    # The same exploration inside the challenger's arm as in the champion's.
+    rng = np.random.default_rng(0)
+    customer = next(c for c, a in zip(ids, arms, strict=True) if a == "challenger")
+    picks = [choose(customer, PROPENSITY, VALUE, config, rng) for _ in range(2000)]
+    assert {p.arm for p in picks} == {"challenger"}
+    assert {round(p.probability, 9) for p in picks} == {round(0.8 + 0.2 / 4, 9), 0.05}
+
+
 def test_control_customers_get_a_uniformly_random_action() -> None:
     config = Exploration("off", control_share=1.0)
     rng = np.random.default_rng(3)
@@ -88,6 +112,7 @@ def test_nothing_to_show() -> None:
         ({"mode": "greedy"}, "exploration mode must be one of"),
         ({"epsilon": 1.5}, "epsilon must be between 0.0 and 1.0, got 1.5"),
         ({"control_share": -0.1}, "control share must be between"),
+        ({"control_share": 0.6, "challenger_share": 0.5}, "add up to more than 1"),
         ({"thompson_draws": 0}, "draws >= 1"),
     ],
 )
