@@ -15,7 +15,7 @@ is needed, which DR terms with importance weights lack), so it is tested against
 coverage it promises in ``tests/unit/test_sequential.py``. The formula is that of
 ``confseq``'s ``normal_mixture_bound`` (``uniform_boundaries.h``, by the method's
 authors); the package itself is not a dependency because it builds a C++ extension
-against Boost with a pybind11 pin older than Python 3.11 (see docs/ARCHITECTURE.md).
+against Boost with a pybind11 pin older than Python 3.11 (README, "The promotion gate").
 
 ``rho`` tunes where the boundary is tightest: at ``planned_n`` observations.
 """

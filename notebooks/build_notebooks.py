@@ -90,47 +90,83 @@ LEARNING_LOOP = [
     new_markdown_cell(
         "# 02 · The learning loop\n\n"
         "Serve, log, learn, evaluate, promote: the closed loop on a simulated world whose "
-        "logging policy was random. Round 0's champion learnt from the random log only; each "
-        "round serves a slice of new contacts with the champion (exploring with epsilon-greedy "
-        "and keeping a control group), draws the outcomes from the simulator's ground truth, "
-        "judges the previous round's challenger on this round's log (DR, lower 95% bound "
-        "above 0), promotes it only if it passes, and trains a new challenger on all feedback. "
-        "True values are measured on held-out contacts that are never served.\n\n"
+        "logging policy was random, in three worlds: one that stays as simulated (`none`), "
+        "one where a new action joins the catalog at round 1 with no history (`launch`), and "
+        "one where, from round 2, installment offers stop working on the busiest channel "
+        "(`drift`). Round 0's champion learnt from the random log only. Each round serves a "
+        "slice of new contacts: most customers by the champion, a stable 20% by the "
+        "challenger being judged, a 10% control group at random, all exploring "
+        "epsilon-greedily; outcomes come from the simulator's ground truth. After every "
+        "round the sequential gate looks at all the challenger's evidence (a confidence "
+        "sequence on DR's per-decision gain, valid however often it looks) and promotes, "
+        "retires or keeps collecting; a new challenger is trained only once the last one "
+        "is decided. True values are measured on held-out contacts that are never served.\n\n"
         "All state goes to `NBA_HOME` (a temporary folder unless you set it). The same runs "
-        "from the command line: `nba simulate-loop --rounds 3`."),
+        "from the command line: `nba simulate-loop --rounds 6 --scenario launch`."),
     new_code_cell(
         "import os, tempfile\n"
         "from pathlib import Path\n"
         "os.environ.setdefault('NBA_HOME', tempfile.mkdtemp(prefix='nba-nb02-'))\n"
-        "HOME = Path(os.environ['NBA_HOME'])\n"
+        "BASE = Path(os.environ['NBA_HOME'])\n"
         "CUSTOMERS = int(os.environ.get('NB_CUSTOMERS', '25000'))\n"
-        "ROUNDS = int(os.environ.get('NB_ROUNDS', '3'))\n"
-        "print('workspace', HOME)"),
+        "ROUNDS = int(os.environ.get('NB_ROUNDS', '6'))\n"
+        "SCENARIOS = os.environ.get('NB_SCENARIOS', 'none launch drift').split()\n"
+        "print('workspace', BASE)"),
     new_code_cell(
+        "from nba.config import get_settings\n"
         "from pipelines.loop import simulate_loop\n"
-        "report = simulate_loop(ROUNDS, HOME / 'loop-data', customers=CUSTOMERS, epsilon=0.3,"
-        " control_share=0.1)\n"
-        "rounds = report.frame().set_index('round')\n"
-        "rounds[['champion', 'challenger', 'promoted', 'normalised_value',"
-        " 'challenger_normalised_value', 'logged', 'gain_dr', 'gain_dr_low',"
-        " 'dr_relative_error']].round(3)"),
-    new_markdown_cell("## The policy's true value per round"),
+        "from pipelines.scenarios import Scenario\n"
+        "reports = {}\n"
+        "for name in SCENARIOS:  # one workspace per world: each registers its own models\n"
+        "    os.environ['NBA_HOME'] = str(BASE / name)\n"
+        "    get_settings.cache_clear()\n"
+        "    reports[name] = simulate_loop(ROUNDS, BASE / name / 'loop-data',"
+        " customers=CUSTOMERS, scenario=Scenario(name))\n"
+        "os.environ['NBA_HOME'] = str(BASE)\n"
+        "get_settings.cache_clear()\n"
+        "columns = ['champion', 'normalised_value', 'judged', 'looks', 'gain_dr', 'gain_dr_low',"
+        " 'gain_dr_high', 'verdict', 'challenger', 'challenger_normalised_value']\n"
+        "for name, report in reports.items():\n"
+        "    print(name)\n"
+        "    display(report.frame().set_index('round')[columns].round(3))"),
+    new_markdown_cell("## The champion's true value per round, in each world"),
     new_code_cell(
         "%matplotlib inline\n"
         "import matplotlib.pyplot as plt\n"
-        "fig, ax = plt.subplots(figsize=(7, 4))\n"
-        "ax.plot(rounds.index, rounds['normalised_value'], 'o-', label='champion (served)')\n"
-        "ax.plot(rounds.index[1:], rounds['challenger_normalised_value'].iloc[1:], 's--',"
-        " label='challenger trained this round')\n"
-        "ax.axhline(0.8, ls=':', c='k', label='0.80')\n"
-        "ax.set_xlabel('round'); ax.set_ylabel('normalised value (0 random, 1 oracle)')\n"
-        "ax.set_xticks(rounds.index); ax.legend(); ax.set_title('True value of the policy');"),
-    new_markdown_cell("## How well did off-policy evaluation estimate the champion?"),
+        "fig, axes = plt.subplots(1, len(reports), figsize=(5 * len(reports), 4), sharey=True,"
+        " squeeze=False)\n"
+        "for ax, (name, report) in zip(axes[0], reports.items()):\n"
+        "    f = report.frame().set_index('round')\n"
+        "    ax.plot(f.index, f['normalised_value'], 'o-', label='champion (served)')\n"
+        "    trained = f['challenger_normalised_value'].dropna()\n"
+        "    ax.plot(trained.index, trained, 's', mfc='none', label='challenger, when trained')\n"
+        "    for r in f.index[f['verdict'] == 'promote']:\n"
+        "        ax.axvline(r, ls=':', c='g')\n"
+        "    if report.drift_round:\n"
+        "        ax.axvspan(report.drift_round - 0.5, f.index.max() + 0.5, color='r', alpha=0.06,"
+        " label='drifted world')\n"
+        "    ax.set_title(name); ax.set_xlabel('round (dotted: a promotion)')\n"
+        "    ax.set_xticks(f.index)\n"
+        "axes[0][0].set_ylabel('normalised value (0 random, 1 oracle)')\n"
+        "axes[0][0].legend(loc='lower right');"),
+    new_markdown_cell(
+        "## What the gate saw\n\n"
+        "Per look, DR's estimate of the challenger's gain per decision with its confidence "
+        "sequence: promoted when the lower bound clears 0, retired when the upper bound falls "
+        "below it or after four looks."),
     new_code_cell(
-        "rounds[['logged', 'dr_estimate', 'true_value_on_log', 'dr_relative_error']]"
-        ".iloc[1:].round(3)"),
-    new_markdown_cell("## Impact: NBA against the control group"),
+        "fig, axes = plt.subplots(1, len(reports), figsize=(5 * len(reports), 3.5),"
+        " squeeze=False)\n"
+        "for ax, (name, report) in zip(axes[0], reports.items()):\n"
+        "    f = report.frame().dropna(subset=['gain_dr_low'])\n"
+        "    f = f[f['judged'].notna()]\n"
+        "    ax.errorbar(f['round'], f['gain_dr'], yerr=[f['gain_dr'] - f['gain_dr_low'],"
+        " f['gain_dr_high'] - f['gain_dr']], fmt='o', capsize=3)\n"
+        "    ax.axhline(0, c='k', lw=0.8); ax.set_title(name); ax.set_xlabel('round')\n"
+        "axes[0][0].set_ylabel('gain per decision');"),
+    new_markdown_cell("## Impact: NBA against the control group (the last world)"),
     new_code_cell(
+        "report = list(reports.values())[-1]\n"
         "print('control group report:', report.impact.files[1])\n"
         "report.impact.table[['segment', 'n_nba', 'n_control', 'value_nba', 'value_control',"
         " 'lift', 'lift_low', 'lift_high', 'relative']].round(3)"),

@@ -3,33 +3,32 @@ promote, round after round, with the policy's true value measured each round.
 
 The world is simulated with a uniformly random logging policy (``exploration=1``) and a
 long held-out period whose contacts carry the simulator's ground truth (each action's
-acceptance probability and net value). Round 0's champion is trained on the random log
-only. Each round then takes the next slice of held-out contacts and:
+acceptance probability and expected value under the reactive dynamics). Round 0's
+champion is trained on the random log only. Each round then takes the next slice of
+held-out contacts and:
 
-1. **serves** them with the champion (a control group of customers gets a random
-   candidate), exploring as the API does (:mod:`nba.policy.exploration`,
-   the same draw and the same logged probability), and writes each answer to the
-   workspace's decision log as the API would;
-2. draws each shown action's **outcome** from the ground truth (accepted with its true
-   probability; otherwise declined or no response) and reports it to the decision log;
-3. **evaluates** the challenger trained in the previous round against the champion on
-   this round's log, decisions it never saw, and **promotes** it only if the gate passes
-   (:mod:`pipelines.evaluate`);
-4. **retrains** a new challenger on the original data plus all feedback so far
-   (:mod:`pipelines.retrain`, shuffled split so that the feedback is learnt from);
-5. measures the champion's **true value** against the oracle on a last held-out slice
-   that is never served, and how far DR's estimate of the champion's value on this
-   round's log is from the truth on the same contacts.
+1. **serves** them (:mod:`pipelines.loop_serving`): the champion answers most customers,
+   the challenger being judged a stable share, the control group gets a random
+   candidate, all exploring as the API does, and every answer and its outcome, drawn
+   from the ground truth, goes to the decision log as the API would write it;
+2. **gates** the challenger on all the decisions logged since it was trained, with the
+   sequential gate (:func:`pipelines.evaluate.promote_if_better`): promote, retire or
+   keep collecting;
+3. once the challenger is decided, **trains** the next one on the original data plus all
+   feedback so far (:mod:`pipelines.retrain`, shuffled split so that the feedback is
+   learnt from);
+4. measures the champion's **true value** against the oracle on a last held-out slice
+   that is never served.
 
-The policy runs in process rather than over HTTP (same policy object, exploration code
-and decision log as the API). The simulated world does not react to the loop's actions:
-the ground truth was drawn when the world was simulated.
+Scenarios (:mod:`pipelines.scenarios`) change the world while the loop runs: an action
+launched at round 1, or a family's response drifting from some round on. The policy
+runs in process rather than over HTTP (same policy objects, exploration code and
+decision log as the API).
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
@@ -38,20 +37,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nba.catalog import NO_ACTION, Catalog, load_catalog
+from nba.catalog import Catalog, load_catalog
 from nba.config import Settings, get_settings
-from nba.contract import load_dataset
 from nba.exceptions import NBAError
 from nba.policy.evaluation import TruthEvaluation, evaluate_against_truth, widen_scores
-from nba.policy.exploration import Exploration, assign_arm, choose, shown_order
+from nba.policy.exploration import Exploration
 from nba.policy.frames import contacts_from_frame
 from nba.policy.policy import Policy
 from nba.simulate import SimulationConfig
 from nba.tracking import (
     CHALLENGER,
     CHAMPION,
-    MODEL_NAME,
-    ModelRef,
     configure,
     load_policy,
     resolve,
@@ -60,13 +56,13 @@ from nba.tracking import (
 from pipelines.evaluate import Comparison, Gate, compare_policies, promote_if_better
 from pipelines.features import build_features
 from pipelines.impact import ImpactReport, impact_report
+from pipelines.loop_serving import _policy_input, held_out_slices, model_ref, serve_round
 from pipelines.retrain import refresh
 from pipelines.scenarios import Scenario, drift_channel, drifted, hide_action, launch
 from pipelines.simulate import run_simulation
 from pipelines.train import train
-from serving.decision_log import DecisionLog, OutcomeRecord, ServedRecord, ranking_entries
+from serving.decision_log import DecisionLog
 
-DECLINE_SHARE = 0.65  # of the offers not accepted, as in the simulator
 LOOP_MAX_LOOKS = 4
 """The loop retires a challenger the gate could not decide on in four rounds."""
 
@@ -107,6 +103,11 @@ class LoopReport:
     run_id: str = ""
     impact: ImpactReport | None = None
     scenario: str = "none"
+    new_action: str | None = None
+    """Launch: the action that joined the catalog at round 1."""
+    drift_round: int | None = None
+    value_at_drift: float | None = None
+    """Drift: the champion of the round before, on the drifted world (what the drift cost)."""
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(r) for r in self.rounds])
@@ -124,107 +125,6 @@ def loop_world(
         exploration=1.0,
         holdout_weeks=rounds * weeks_per_round,
     )
-
-
-def serve_round(
-    data_dir: Path,
-    contacts: pd.DataFrame,
-    truth: pd.DataFrame,
-    exploration: Exploration,
-    log: DecisionLog,
-    rng: np.random.Generator,
-    challenger: ModelRef | None = None,
-    long_term: dict[str, float] | None = None,
-) -> tuple[float, int]:
-    """Serve ``contacts`` with the champion (and the challenger's share of customers with
-    ``challenger``) and report outcomes drawn from ``truth``. Returns (true value per
-    contact of the champion's own choices, nothing included; answers logged). Each
-    answer's expected revenue over the horizon (the truth's, under the reactive dynamics)
-    goes into ``long_term`` by its decision id: the world's contracts were drawn before
-    the loop and do not react to what it serves."""
-    refs = {"nba": resolve(CHAMPION)}
-    if challenger is not None and exploration.challenger_share > 0:
-        refs["challenger"] = challenger
-    else:
-        exploration = replace(exploration, challenger_share=0.0)
-    frame = _policy_input(data_dir, contacts)
-    arms = np.array([assign_arm(str(c), exploration) for c in contacts["customer_id"]])
-    champion = load_policy(refs["nba"])
-    # The champion decides every contact (its own choice is what its value on the log is
-    # checked against); the challenger answers its share of customers.
-    own = champion.decide(contacts_from_frame(frame, champion.catalog), None)
-    served = list(own)
-    version = np.full(len(contacts), refs["nba"].version, dtype=object)
-    rows = np.flatnonzero(arms == "challenger")
-    if "challenger" in refs and len(rows):
-        policy = load_policy(refs["challenger"])
-        part = frame.iloc[rows].reset_index(drop=True)
-        for at, d in zip(rows, policy.decide(contacts_from_frame(part, policy.catalog), None),
-                         strict=True):  # fmt: skip
-            served[at] = d
-        version[rows] = refs["challenger"].version
-    p_accept = truth["p_accept"].to_dict()
-    # What each choice is truly worth: immediate value and revenue over the horizon.
-    expected = truth["expected_total"].to_dict()
-    revenue = truth["expected_revenue"].to_dict()
-    greedy_value = 0.0
-    answered = 0
-    moments = [t.to_pydatetime() for t in pd.to_datetime(contacts["timestamp"], utc=True)]
-    for i, (row, moment, decision) in enumerate(
-        zip(contacts.itertuples(index=False), moments, served, strict=True)
-    ):
-        recs = decision.recommendations
-        greedy = own[i].recommendations
-        choice = choose(
-            str(row.customer_id),
-            np.array([r.propensity for r in recs]),
-            np.array([r.value for r in recs]),
-            exploration,
-            rng,
-        )
-        greedy_value += expected[(row.contact_id, greedy[0].action_id if greedy else NO_ACTION)]
-        if choice.index < 0:
-            continue  # nothing worth offering: no answer to log
-        order = shown_order(len(recs), choice.index)[:3]
-        decision_id = uuid.uuid4().hex
-        log.write(
-            ServedRecord(
-                decision_id=decision_id,
-                customer_id=str(row.customer_id),
-                timestamp=moment,
-                channel=str(row.channel),
-                reason=row.reason if isinstance(row.reason, str) else None,
-                agent_id="simulated",
-                model_version=str(version[i]),
-                features_timestamp=None,
-                known_customer=True,
-                degraded=False,
-                degraded_reason=None,
-                ranking=ranking_entries(recs, order, choice.probability),
-                arm=choice.arm,
-            )
-        )
-        top = recs[order[0]].action_id
-        if rng.random() < p_accept[(row.contact_id, top)]:
-            outcome = "accepted"
-        else:  # the decline draw only for offers not accepted (keeps the random stream)
-            outcome = "declined" if rng.random() < DECLINE_SHARE else "no_response"
-        log.write(OutcomeRecord(decision_id, top, outcome, "simulated", moment))
-        if long_term is not None:
-            long_term[f"{decision_id}:{top}"] = float(revenue[(row.contact_id, top)])
-        answered += 1
-    return greedy_value / max(len(contacts), 1), answered
-
-
-def _policy_input(data_dir: Path, contacts: pd.DataFrame) -> pd.DataFrame:
-    """The policy's input for ``contacts``: profiles and history as of each contact."""
-    from nba.inputs import policy_input
-
-    dataset = load_dataset(data_dir)
-    try:
-        return policy_input(dataset, contacts)
-    finally:
-        dataset.close()
 
 
 def true_value(
@@ -295,9 +195,9 @@ def simulate_loop(
     train(out, s, seed=seed)
     truth = pd.read_parquet(out / "truth" / "expected_value.parquet")
     contacts, slices = held_out_slices(out, s, weeks_per_round, rounds + 1)
-    # The gate's bounds are tightest at two rounds' worth of decisions (fixed by the
-    # design, before any outcome is seen; valid at any number).
-    g = replace(g, planned_n=max(2 * len(slices[0]), 1_000))
+    # The gate's bounds are tightest at about two rounds' worth of logged decisions (one
+    # round's contacts: fixed by the design, before any outcome is seen; valid at any n).
+    g = replace(g, planned_n=max(len(slices[0]), 1_000))
     # The never-served slice: its policy input (profiles, history) does not depend on
     # the model, so it is built once and every model is scored on it.
     held_out = _policy_input(out, slices[-1])
@@ -319,7 +219,9 @@ def simulate_loop(
 
     champion_version = resolve(CHAMPION, s).version
     champion = measure(champion_version, 0)
-    report = LoopReport(out, scenario=world.name)
+    report = LoopReport(
+        out, scenario=world.name, new_action=world.new_action if world.name == "launch" else None
+    )
     report.rounds.append(
         LoopRound(0, champion_version, None, None, champion.normalised["nba"],
                   champion.values["nba"], 0, None, None, None, None, None, 0.0,
@@ -328,7 +230,6 @@ def simulate_loop(
     rng = np.random.default_rng(seed)
     pending: str | None = None  # the challenger collecting evidence
     pending_since: datetime | None = None
-    pending_truth: TruthEvaluation | None = None
     looks = 0
     long_term: dict[str, float] = {}  # each answer's expected revenue over the horizon
     for r in range(1, rounds + 1):
@@ -336,13 +237,22 @@ def simulate_loop(
         part = slices[r - 1]
         if world.name == "launch" and r == 1:
             launch(out)
-            say(f"round 1: {world.new_action} joins the catalog")
+            # A new catalog is a reason for a challenger: one that knows the new action
+            # (from its family and the catalog, not yet from any outcome), so that its
+            # share of customers starts exploring it at once.
+            say(f"round 1: {world.new_action} joins the catalog; training a challenger")
+            pending = train(out, s, seed=seed + 1000).version
+            pending_since, looks = _just_before(part), 0
+            report.rounds[0].challenger = pending
+            report.rounds[0].challenger_normalised_value = measure(pending, 1).normalised["nba"]
         served_truth = truth
         if world.name == "drift" and r >= world.drift_round:
             hit = set(part.loc[part["channel"] == channel, "contact_id"])
             served_truth = drifted(truth, hit, world.drift_family)
             if r == world.drift_round:
                 say(f"round {r}: {world.drift_family} offers stop working on {channel}")
+                report.drift_round = r
+                report.value_at_drift = measure(champion_version, r).normalised["nba"]
         arms = "the champion" + (" and the challenger" if pending else "")
         say(f"round {r}: serving {len(part):,} contacts with {arms}")
         log = DecisionLog(s.decision_log)
@@ -374,13 +284,12 @@ def simulate_loop(
             champion_version = str(pending)
         if verdict in ("promote", "retire"):
             pending = None
-        trained_truth = None
+        trained_truth, look = None, looks
         if pending is None and r < rounds:
             say(f"round {r}: training a challenger on the feedback so far")
             pending = train(merged, s, seed=seed + r, split="shuffled").version
             pending_since, looks = _just_before(slices[r]), 0
-            pending_truth = measure(pending, r + 1)
-            trained_truth = pending_truth
+            trained_truth = measure(pending, r + 1)
         champion = measure(champion_version, r)
         dr = comparison.values["champion"]["dr"].value
         seq = comparison.sequences
@@ -393,7 +302,7 @@ def simulate_loop(
                 seq["dr"].mean if "dr" in seq else None, seq["dr"].low if "dr" in seq else None,
                 round(time.perf_counter() - began, 1),
                 trained_truth.normalised["nba"] if trained_truth else None,
-                judged=judged, verdict=verdict, looks=looks if judged else None,
+                judged=judged, verdict=verdict, looks=look if judged else None,
                 gain_dr_high=seq["dr"].high if "dr" in seq else None,
                 gain_arms=seq["arms"].mean if "arms" in seq else None,
                 gain_arms_low=seq["arms"].low if "arms" in seq else None,
@@ -407,29 +316,6 @@ def simulate_loop(
         say("impact report: NBA against the control group")
         report.impact = impact_report(s, out=out.parent / f"{out.name}-impact")
     return report
-
-
-def held_out_slices(
-    out: Path, s: Settings, weeks_per_round: int, n: int
-) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-    """The held-out contacts of a simulated world (time order) and their ``n`` slices of
-    ``weeks_per_round`` weeks."""
-    dataset = load_dataset(out, settings=s)
-    try:
-        contacts = dataset.con.sql("SELECT * FROM contacts ORDER BY timestamp, contact_id").df()
-    finally:
-        dataset.close()
-    stamp = pd.to_datetime(contacts["timestamp"])
-    week = ((stamp - stamp.min()).dt.days // 7).to_numpy()
-    slices = [
-        contacts[(week >= k * weeks_per_round) & (week < (k + 1) * weeks_per_round)]
-        for k in range(n)
-    ]
-    return contacts, slices
-
-
-def model_ref(version: str) -> ModelRef:
-    return ModelRef(f"models:/{MODEL_NAME}/{version}", version, None)
 
 
 def _just_before(part: pd.DataFrame) -> datetime:

@@ -151,6 +151,20 @@ def print_loop(report: LoopReport) -> None:
         )
     else:
         console.print("no challenger was promoted")
+    if report.drift_round is not None and report.value_at_drift is not None:
+        before, last = report.rounds[report.drift_round - 1], report.rounds[-1]
+        console.print(
+            f"drift from round {report.drift_round}: the champion's true value fell from "
+            f"{before.normalised_value:.3f} to {report.value_at_drift:.3f}; "
+            f"{last.normalised_value:.3f} at round {last.round}"
+        )
+    if launch and report.new_action:
+        first, last = report.rounds[0], report.rounds[-1]
+        console.print(
+            f"new action {report.new_action}, where the oracle would choose it, chosen by the "
+            f"champion: {first.new_action_agreement or 0:.0%} at round 0, "
+            f"{last.new_action_agreement or 0:.0%} at round {last.round}"
+        )
 
 
 @app.command("impact")

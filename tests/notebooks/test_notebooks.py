@@ -26,7 +26,7 @@ def test_notebook_executes(name: str, nba_home: Path, monkeypatch: pytest.Monkey
 
 
 def test_learning_loop_notebook_executes(nba_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NB_CUSTOMERS", "1500")
+    monkeypatch.setenv("NB_CUSTOMERS", "1200")
     monkeypatch.setenv("NB_ROUNDS", "2")
     nb = nbformat.read(NOTEBOOKS / "02-learning-loop.ipynb", as_version=4)
     NotebookClient(nb, timeout=900, kernel_name="python3",
@@ -34,10 +34,14 @@ def test_learning_loop_notebook_executes(nba_home: Path, monkeypatch: pytest.Mon
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
                      for o in outputs)
-    assert "normalised_value" in text and "dr_relative_error" in text
+    assert "normalised_value" in text and "gain_dr_low" in text
+    for scenario in ("none", "launch", "drift"):  # one table per world
+        assert f"{scenario}\n" in text
     assert "overall" in text  # the impact table
-    assert any("image/png" in o.get("data", {}) for o in outputs)  # the chart
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # the two charts
     assert str(nba_home) in text
+    for scenario in ("none", "launch", "drift"):  # each world in its own workspace
+        assert (nba_home / scenario / "mlflow.db").exists()
 
 
 def test_impact_review_notebook_executes(

@@ -4,15 +4,17 @@ true values it reports are the simulator's."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from nba.config import get_settings
-from nba.tracking import CHALLENGER, CHAMPION, configure, resolve
+from nba.tracking import CHAMPION, configure, resolve
 from pipelines.cli import app
 from serving.decision_log import DecisionLog
 
@@ -24,10 +26,15 @@ def test_two_rounds_of_the_loop(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         ["simulate-loop", "--rounds", "2", "--customers", "1500", "--weeks-per-round", "3",
-         "--out", str(out), "--epsilon", "0.3", "--control-share", "0.3"],
+         "--out", str(out), "--epsilon", "0.3", "--control-share", "0.3",
+         "--scenario", "drift", "--drift-round", "2"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "the learning loop" in result.output
+    # The drift is measured: the round-1 champion on the drifted world is worth less.
+    drift = re.search(r"fell from\s+(-?\d+\.\d+)\s+to\s+(-?\d+\.\d+)", result.output)
+    assert drift is not None, result.output
+    assert float(drift[2]) < float(drift[1])
 
     runs = mlflow.search_runs([configure()], filter_string="attributes.run_name = 'simulate-loop'")
     assert len(runs) == 1
@@ -66,14 +73,55 @@ def test_two_rounds_of_the_loop(tmp_path: Path) -> None:
     )
     assert low <= overall <= high
 
-    # Two challengers were trained; the first was judged in round 2 (an evaluate run).
-    assert resolve(CHALLENGER).version == "3"
+    # One challenger was trained after round 1 and served to its share of customers in
+    # round 2, where the gate looked at it (an evaluate run with its verdict).
+    log = DecisionLog(get_settings().decision_log)
+    try:
+        by_arm = dict(
+            log.query("SELECT arm, COUNT(DISTINCT model_version) FROM served GROUP BY arm")
+        )
+        challenger_versions = {v for (v,) in log.query(
+            "SELECT DISTINCT model_version FROM served WHERE arm = 'challenger'")}  # fmt: skip
+    finally:
+        log.close()
+    assert challenger_versions == {"2"} and by_arm["nba"] == 1
     gated = mlflow.search_runs([configure()], filter_string="attributes.run_name = 'evaluate'")
-    assert len(gated) == 1
-    for _, run in gated.iterrows():
-        assert (run["tags.promoted"] == "true") == (run["metrics.gain_dr_low"] > 0)
-    promoted = (gated["tags.promoted"] == "true").sum()
-    assert resolve(CHAMPION).version != "1" or promoted == 0
+    assert len(gated) == 1 and gated["params.challenger_version"].iloc[0] == "2"
+    run = gated.iloc[0]
+    assert run["tags.verdict"] in ("promote", "retire", "continue")
+    assert (run["tags.promoted"] == "true") == (run["tags.verdict"] == "promote")
+    if run["tags.verdict"] == "promote":
+        assert run["metrics.gain_dr_cs_low"] > 0 and resolve(CHAMPION).version == "2"
+    else:
+        assert resolve(CHAMPION).version == "1"
+    summary = "first promotion: round 2" if run["tags.verdict"] == "promote" else "no challenger"
+    assert summary in result.output
+
+
+def test_a_launch_is_explored_by_the_challenger(tmp_path: Path) -> None:
+    """--scenario launch: the new action is out of round 0's catalog and log; the
+    challenger trained after round 1 knows it and shows it to its customers in round 2."""
+    out = tmp_path / "world"
+    result = CliRunner().invoke(
+        app,
+        ["simulate-loop", "--rounds", "2", "--customers", "1500", "--weeks-per-round", "3",
+         "--out", str(out), "--scenario", "launch", "--control-share", "0.1",
+         "--challenger-share", "0.5"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "scenario: launch" in result.output
+    assert "new action offer_tv_stream, where the oracle would choose it" in result.output
+    assert "offer_tv_stream" not in set(pd.read_parquet(out / "decisions.parquet")["action_id"])
+    log = DecisionLog(get_settings().decision_log)
+    try:
+        rows = log.query("SELECT arm, model_version, ranking FROM served")
+    finally:
+        log.close()
+    shown = {(arm, version): set() for arm, version, _ in rows}
+    for arm, version, ranking in rows:
+        shown[(arm, version)] |= {item["action_id"] for item in json.loads(ranking)[:1]}
+    assert "offer_tv_stream" in shown[("challenger", "2")]
+    assert all("offer_tv_stream" not in v for (arm, version), v in shown.items() if version == "1")
 
 
 def test_the_impact_report_needs_a_control_group(tmp_path: Path) -> None:
