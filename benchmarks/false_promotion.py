@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from nba.config import Settings
+    from pipelines.evaluate import Comparison
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -71,6 +72,8 @@ def main() -> None:
     parser.add_argument("--weeks-per-round", type=int, default=2)
     parser.add_argument("--challenger-share", type=float, default=0.2)
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--first-seed", type=int, default=101)
+    parser.add_argument("--explain", action="store_true", help="decompose DR's gain")
     parser.add_argument(
         "--rollouts", type=int, default=50, help="Monte Carlo rollouts of the ground truth"
     )
@@ -88,7 +91,7 @@ def main() -> None:
         flush=True,
     )
     rows = []
-    for seed in range(101, 101 + args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for row in run_world(work / f"seed{seed}", seed, args):
             rows.append(row)
             print(
@@ -200,8 +203,27 @@ def run_world(home: Path, seed: int, args: argparse.Namespace) -> list[dict]:
             last = gate_sequences(c, gate).get(evidence)
             row[f"{evidence}_width"] = (last.high - last.low) / 2 if last else math.nan
         row["fixed"] = any(_fixed_low(c.gain_terms[c.times <= cut]) > 0 for cut in cuts)
+        if args.explain:
+            _explain(kind, c)
         rows.append(row)
     return rows
+
+
+def _explain(kind: str, c: Comparison) -> None:
+    """Where the DR gain comes from: decisions where a policy chooses nothing (no logged
+    decision shows nothing, so there DR is the reward model's guess) and the rest."""
+    new_nothing = c.choice["challenger"] < 0
+    old_nothing = c.choice["champion"] < 0
+    for name, rows in (
+        ("challenger says nothing", new_nothing & ~old_nothing),
+        ("champion says nothing", old_nothing & ~new_nothing),
+        ("both show an action", ~new_nothing & ~old_nothing),
+        ("both say nothing", new_nothing & old_nothing),
+    ):
+        part = c.gain_terms[rows]
+        mean = part.mean() if len(part) else float("nan")
+        print(f"    {kind}: {name}: {rows.mean():.1%} of decisions, mean DR gain {mean:+.2f}, "
+              f"contributes {part.sum() / len(c.gain_terms):+.2f}", flush=True)  # fmt: skip
 
 
 def _fixed_low(terms: np.ndarray) -> float:

@@ -112,19 +112,17 @@ def _terms(
     return out
 
 
-def dr_gain_terms(
-    feedback: BanditFeedback,
-    challenger: np.ndarray,
-    champion: np.ndarray,
-    estimated_rewards: np.ndarray,
+def dr_terms(
+    feedback: BanditFeedback, action_dist: np.ndarray, estimated_rewards: np.ndarray
 ) -> np.ndarray:
-    """Per decision, the DR term of ``challenger`` minus that of ``champion``: their mean
-    is the DR estimate of the gain, and the sequential gate (:mod:`nba.sequential`)
-    bounds that mean at every look."""
-    _check(feedback, challenger, champion, estimated_rewards)
-    new = _terms(feedback, challenger, estimated_rewards)["dr"][0]
-    old = _terms(feedback, champion, estimated_rewards)["dr"][0]
-    return np.asarray(new - old, dtype=float)
+    """Per decision, the DR term of the policy ``action_dist``: their mean is its DR value."""
+    _check(feedback, action_dist, estimated_rewards)
+    return np.asarray(_terms(feedback, action_dist, estimated_rewards)["dr"][0], dtype=float)
+
+
+def dm_terms(action_dist: np.ndarray, estimated_rewards: np.ndarray) -> np.ndarray:
+    """Per decision, the reward model's value of the policy's choice."""
+    return np.asarray((action_dist * estimated_rewards).sum(axis=1), dtype=float)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> float:

@@ -38,7 +38,8 @@ from nba.ope import (
     Bootstrap,
     Estimate,
     compare,
-    dr_gain_terms,
+    dm_terms,
+    dr_terms,
     estimate,
 )
 from nba.outcomes import long_term_outcomes
@@ -53,7 +54,7 @@ from nba.sequential import (
 from nba.tracking import CHALLENGER, CHAMPION, ModelRef, configure, load_policy, resolve, set_alias
 from pipelines.train import logged_contacts, logged_feedback, logged_scores, training_frame
 
-EVIDENCE = ("dr", "arms")
+EVIDENCE = ("auto", "arms", "dr")
 DEFAULT_SHARE = 0.09
 
 
@@ -67,11 +68,13 @@ class Gate:
     """Least gain per decision worth promoting for."""
     max_looks: int | None = 8
     """Retire an undecided challenger after this many looks (None: never)."""
-    evidence: str = "dr"
-    """What decides: ``dr`` (all logged decisions) or ``arms`` (challenger traffic)."""
+    evidence: str = "auto"
+    """What decides: ``arms`` (the challenger's traffic against the champion's, by DR on
+    each arm's own decisions), ``dr`` (all logged decisions) or ``auto`` (arms where the
+    log has challenger traffic, else dr)."""
     planned_n: int = 10_000
     """Decisions at which the bounds are tightest (they stay valid at any number)."""
-    min_decisions: int = 2_000
+    min_decisions: int = 1_000
     """No verdict on fewer decisions: the bounds' coverage is asymptotic."""
 
     def __post_init__(self) -> None:
@@ -82,10 +85,16 @@ class Gate:
         if self.max_looks is not None and self.max_looks < 1:
             raise NBAError(f"--max-looks must be at least 1, got {self.max_looks}")
 
-    def describe(self) -> str:
+    def decisive(self, sequences: dict[str, ConfidenceSequence]) -> str:
+        """The evidence that decides, given what the log holds."""
+        if self.evidence != "auto":
+            return self.evidence
+        return "arms" if "arms" in sequences else "dr"
+
+    def describe(self, evidence: str | None = None) -> str:
         return (
-            f"{self.evidence} confidence sequence at alpha {self.alpha:g}: promote if lower "
-            f"bound > {self.min_gain:g}"
+            f"{evidence or self.evidence} confidence sequence at alpha {self.alpha:g}: promote "
+            f"if lower bound > {self.min_gain:g}"
         )
 
 
@@ -107,9 +116,15 @@ class Comparison:
     """Per decision: challenger's DR term minus champion's."""
     reward: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     """Per decision: its realised reward."""
+    arm_terms: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    """Per decision: its arm's own policy's DR term less the common baseline (the arms
+    evidence compares their means between the challenger's and the champion's arms)."""
     arm: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object), repr=False)
     """Per decision: the arm that served it (None where the decision log does not know)."""
     times: np.ndarray = field(default_factory=lambda: np.zeros(0, "datetime64[ns]"), repr=False)
+    choice: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """``champion``/``challenger`` -> the action index each chooses per decision (-1:
+    nothing); ``logged`` -> the logged one."""
     """Per decision: its moment (decisions are in time order)."""
     sequences: dict[str, ConfidenceSequence] = field(default_factory=dict)
     """Evidence (``dr``, ``arms``) -> the gain's confidence sequence at this look."""
@@ -198,18 +213,28 @@ def compare_policies(
         base += kept[:, None] if kept is not None else float(rounds["long_term_revenue"].mean())
         expected = expected + new.change + base
     q = np.hstack([np.nan_to_num(expected, nan=0.0), base])
-    dists = {
-        "champion": _one_hot(choices(old, catalog)["nba"], k),
-        "challenger": _one_hot(choices(new, catalog)["nba"], k),
-    }
+    chosen = {"champion": choices(old, catalog)["nba"], "challenger": choices(new, catalog)["nba"]}
+    dists = {who: _one_hot(c, k) for who, c in chosen.items()}
     values = {who: estimate(feedback, d, q, bootstrap) for who, d in dists.items()}
     gain = compare(feedback, dists["challenger"], dists["champion"], q, bootstrap)
-    terms = dr_gain_terms(feedback, dists["challenger"], dists["champion"], q)
+    new_dr, old_dr = (
+        dr_terms(feedback, dists["challenger"], q),
+        dr_terms(feedback, dists["champion"], q),
+    )
+    # On-policy evidence: each arm's own policy by DR on the decisions it served (its own
+    # choice was shown with a known, large probability there), less a baseline that is the
+    # same function of the contact in both arms. The customers' arms are random, so the
+    # baseline changes neither arm's expectation, and it takes out most of the
+    # differences between customers (the revenue at stake), which dominate raw rewards.
+    baseline = (dm_terms(dists["challenger"], q) + dm_terms(dists["champion"], q)) / 2
+    arm = _arms(rounds["decision_id"], s)
+    own = np.where(arm == "challenger", new_dr, old_dr) - baseline
     times = pd.to_datetime(rounds["timestamp"])
     window = (str(times.min()), str(times.max()))
     return Comparison(
-        champion_ref, challenger_ref, len(rounds), window, values, gain, gain_terms=terms,
-        reward=reward, arm=_arms(rounds["decision_id"], s),
+        champion_ref, challenger_ref, len(rounds), window, values, gain,
+        gain_terms=new_dr - old_dr, arm_terms=own, reward=reward, arm=arm,
+        choice={**chosen, "logged": logged},
         times=times.dt.tz_localize(None).to_numpy() if times.dt.tz else times.to_numpy(),
     )  # fmt: skip
 
@@ -237,10 +262,10 @@ def gate_sequences(
     decisions up to ``until`` (default: all): the look the gate had at that moment."""
     upto = slice(None) if until is None else slice(int(np.searchsorted(c.times, until, "right")))
     out = {"dr": confidence_sequence(c.gain_terms[upto], gate.alpha, gate.planned_n)}
-    arm, reward = c.arm[upto], c.reward[upto]
+    arm, own = c.arm[upto], c.arm_terms[upto]
     if (arm == "challenger").any() and (arm == "nba").any():
         out["arms"] = difference_sequence(
-            reward[arm == "challenger"], reward[arm == "nba"], gate.alpha, gate.planned_n
+            own[arm == "challenger"], own[arm == "nba"], gate.alpha, gate.planned_n
         )
     return out
 
@@ -249,7 +274,7 @@ def gate_verdict(
     c: Comparison, gate: Gate, sequences: dict[str, ConfidenceSequence], looks: int
 ) -> Verdict:
     """The gate's verdict at look number ``looks`` on ``sequences``."""
-    decisive = sequences.get(gate.evidence)
+    decisive = sequences.get(gate.decisive(sequences))
     if decisive is None:
         raise NBAError(
             "--evidence arms needs challenger traffic in the decision log "
@@ -334,7 +359,7 @@ def promote_if_better(
         data_dir, s, share=share, since=since, bootstrap=bootstrap, long_term=long_term
     )
     comparison.sequences = gate_sequences(comparison, g)
-    comparison.gate = g.describe()
+    comparison.gate = g.describe(g.decisive(comparison.sequences))
     comparison.verdict = gate_verdict(comparison, g, comparison.sequences, looks)
     comparison.promoted = comparison.verdict == "promote"
     comparison.run_id = log_comparison(comparison, s)

@@ -41,10 +41,11 @@ def promote(
     evidence: Annotated[
         str,
         typer.Option(
-            help="What decides: dr (all logged decisions) or arms (the challenger's own "
-            "traffic against the champion's)."
+            help="What decides: arms (the challenger's own traffic against the champion's), "
+            "dr (all logged decisions) or auto (arms where the log has challenger traffic, "
+            "else dr)."
         ),
-    ] = "dr",
+    ] = "auto",
     min_gain: Annotated[float, typer.Option(help="Least gain per decision to promote.")] = 0.0,
     level: Annotated[
         float,

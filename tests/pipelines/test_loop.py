@@ -90,8 +90,10 @@ def test_two_rounds_of_the_loop(tmp_path: Path) -> None:
     run = gated.iloc[0]
     assert run["tags.verdict"] in ("promote", "retire", "continue")
     assert (run["tags.promoted"] == "true") == (run["tags.verdict"] == "promote")
+    # With challenger traffic the arms decide (the gate's default, "auto").
+    assert run["params.gate"].startswith("arms confidence sequence")
     if run["tags.verdict"] == "promote":
-        assert run["metrics.gain_dr_cs_low"] > 0 and resolve(CHAMPION).version == "2"
+        assert run["metrics.gain_arms_cs_low"] > 0 and resolve(CHAMPION).version == "2"
     else:
         assert resolve(CHAMPION).version == "1"
     summary = "first promotion: round 2" if run["tags.verdict"] == "promote" else "no challenger"
