@@ -202,8 +202,9 @@ def compare_policies(
     logged, pscore, reward = logged_feedback(rounds, catalog)
     feedback = BanditFeedback(np.where(logged >= 0, logged, k), reward, pscore)
     # The reward model for DM/DR: the challenger's expected value of each action and of
-    # nothing. With the long-term objective, nothing's is the log's mean revenue kept and
-    # an action's adds its Δ: DR corrects each row's error with its logged reward.
+    # nothing. With the long-term objective, nothing's is the revenue the customer keeps
+    # if nothing is presented and an action's adds its Δ: DR corrects each row's error
+    # with its logged reward.
     expected = new.propensity * new.net_value
     base = np.zeros((len(rounds), 1))
     if new.change is not None and "long_term_revenue" in rounds:

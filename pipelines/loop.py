@@ -335,13 +335,18 @@ def _log_loop(report: LoopReport, config: SimulationConfig, epsilon: float) -> s
     import mlflow
 
     with mlflow.start_run(experiment_id=configure(), run_name="simulate-loop") as run:
-        mlflow.log_params({**asdict(config), "epsilon": epsilon, "rounds": len(report.rounds) - 1})
+        mlflow.log_params({**asdict(config), "epsilon": epsilon, "rounds": len(report.rounds) - 1,
+                           "scenario": report.scenario})  # fmt: skip
         for r in report.rounds:
             metrics = {
                 "normalised_value": r.normalised_value,
                 "value_per_contact": r.value_per_contact,
+                "promoted": float(r.verdict == "promote"),
             }
-            if r.dr_relative_error is not None:
-                metrics["dr_relative_error"] = r.dr_relative_error
+            for name in ("dr_relative_error", "gain_arms", "gain_arms_low", "gain_dr",
+                         "gain_dr_low", "new_action_agreement"):  # fmt: skip
+                value = getattr(r, name)
+                if value is not None and np.isfinite(value):
+                    metrics[name] = value
             mlflow.log_metrics(metrics, step=r.round)
         return str(run.info.run_id)
