@@ -15,14 +15,15 @@ most ``alpha``. It promotes when the lower bound is above ``min_gain``, retires 
 challenger when the upper bound is below it or after ``max_looks`` looks, and otherwise
 keeps collecting. Two kinds of evidence are bounded and reported: DR over all logged
 decisions (per-decision DR gain of challenger over champion) and, where the decision log
-has challenger traffic, the on-policy comparison of the two arms' realised rewards.
+has challenger traffic, the arms: each arm's own policy by DR on its own decisions, less
+a baseline common to both (this one decides wherever it exists, see :class:`Gate`).
 Every comparison is an MLflow run (``evaluate``), with the decision as a tag.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -114,18 +115,16 @@ class Comparison:
     gate: str = ""
     gain_terms: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     """Per decision: challenger's DR term minus champion's."""
-    reward: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
-    """Per decision: its realised reward."""
     arm_terms: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     """Per decision: its arm's own policy's DR term less the common baseline (the arms
     evidence compares their means between the challenger's and the champion's arms)."""
     arm: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object), repr=False)
     """Per decision: the arm that served it (None where the decision log does not know)."""
     times: np.ndarray = field(default_factory=lambda: np.zeros(0, "datetime64[ns]"), repr=False)
+    """Per decision: its moment (decisions are in time order)."""
     choice: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     """``champion``/``challenger`` -> the action index each chooses per decision (-1:
-    nothing); ``logged`` -> the logged one."""
-    """Per decision: its moment (decisions are in time order)."""
+    nothing)."""
     sequences: dict[str, ConfidenceSequence] = field(default_factory=dict)
     """Evidence (``dr``, ``arms``) -> the gain's confidence sequence at this look."""
     verdict: Verdict | None = None
@@ -234,8 +233,7 @@ def compare_policies(
     window = (str(times.min()), str(times.max()))
     return Comparison(
         champion_ref, challenger_ref, len(rounds), window, values, gain,
-        gain_terms=new_dr - old_dr, arm_terms=own, reward=reward, arm=arm,
-        choice={**chosen, "logged": logged},
+        gain_terms=new_dr - old_dr, arm_terms=own, arm=arm, choice=chosen,
         times=times.dt.tz_localize(None).to_numpy() if times.dt.tz else times.to_numpy(),
     )  # fmt: skip
 
@@ -283,8 +281,8 @@ def gate_verdict(
         )
     if c.challenger.version == c.champion.version:
         return "retire"
-    if decisive.n < gate.min_decisions:
-        return "retire" if gate.max_looks and looks >= gate.max_looks else "continue"
+    if decisive.n < gate.min_decisions:  # too few to trust the bounds: only the look limit
+        decisive = replace(decisive, low=-np.inf, high=np.inf)
     return verdict(decisive, gate.min_gain, looks, gate.max_looks)
 
 

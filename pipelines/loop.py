@@ -209,13 +209,19 @@ def simulate_loop(
         on = truth_at(r)
         return true_value(load_policy(model_ref(version)), held_out, on, full_catalog)
 
+    # The held-out slice's truth, as simulated and (drift) as drifted: built once, each
+    # model is measured on one of them.
+    held_truth = truth[
+        truth.index.get_level_values("contact_id").isin(set(held_out["contact_id"]))
+    ]
+    held_drifted = held_truth
+    if world.name == "drift":
+        hit = set(held_out.loc[held_out["channel"] == channel, "contact_id"])
+        held_drifted = drifted(held_truth, hit, world.drift_family)
+    held_truth, held_drifted = held_truth.reset_index(), held_drifted.reset_index()
+
     def truth_at(r: int) -> pd.DataFrame:
-        ids = set(held_out["contact_id"])
-        part = truth[truth.index.get_level_values("contact_id").isin(ids)]
-        if world.name == "drift" and r >= world.drift_round:
-            hit = set(held_out.loc[held_out["channel"] == channel, "contact_id"])
-            part = drifted(part, hit, world.drift_family)
-        return part.reset_index()
+        return held_drifted if world.name == "drift" and r >= world.drift_round else held_truth
 
     champion_version = resolve(CHAMPION, s).version
     champion = measure(champion_version, 0)
