@@ -77,9 +77,9 @@ def _pct(values: list[float], q: float) -> float:
 def floor(customers: list[str], n: int) -> dict[str, float]:
     """In-process: profile read + policy for one customer at a time (no HTTP, no log)."""
     from nba.config import get_settings
+    from nba.decision_log import DecisionLog, now_utc
     from nba.feature_store import open_store
     from nba.profiles import ENTITY_KEY, FEATURE_SERVICE
-    from serving.decision_log import DecisionLog, now_utc
     from serving.engine import Pending, Recommender, load_champion, profile_read
     from serving.metrics import Metrics
     from serving.online import OnlineProfiles
@@ -186,7 +186,7 @@ def main() -> None:
     import pandas as pd
 
     from nba.config import get_settings
-    from serving.decision_log import DecisionLog
+    from nba.decision_log import DecisionLog
     from serving.keys import create_key
 
     settings = get_settings()

@@ -127,6 +127,7 @@ def run_world(home: Path, seed: int, args: argparse.Namespace) -> list[dict]:
     import pandas as pd
 
     from nba.config import Settings, get_settings
+    from nba.decision_log import DecisionLog
     from nba.policy.exploration import Exploration
     from nba.tracking import CHALLENGER, set_alias
     from pipelines.evaluate import Gate, compare_policies, gate_sequences, gate_verdict
@@ -136,7 +137,6 @@ def run_world(home: Path, seed: int, args: argparse.Namespace) -> list[dict]:
     from pipelines.retrain import refresh
     from pipelines.simulate import run_simulation
     from pipelines.train import train
-    from serving.decision_log import DecisionLog
 
     os.environ["NBA_HOME"] = str(home / "home")
     get_settings.cache_clear()

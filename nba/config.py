@@ -65,6 +65,29 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=16_384, gt=0, description="Largest request body the API accepts (413 above)."
     )
+    decision_log_deadline_ms: float = Field(
+        default=1000.0,
+        gt=0,
+        description="Longest an API request waits for the decision log (a commit, a read); "
+        "beyond it, or while the log is down, the answer is 503 with Retry-After.",
+    )
+    request_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a client has to send a whole request (headers and body) from its "
+        "first byte; slower requests get 408 and the connection is closed.",
+    )
+    max_connections: int = Field(
+        default=1000,
+        gt=0,
+        description="Concurrent connections and requests the server accepts; beyond it, 503.",
+    )
+    auth_failures_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description="Invalid API keys one client address may send per minute before it gets "
+        "429 for the rest of the minute (0 = no limit).",
+    )
     model_poll_seconds: float = Field(
         default=30.0,
         ge=0,

@@ -60,3 +60,8 @@ class FeatureStoreError(NBAError):
 
 class DecisionLogError(NBAError):
     """The decision log database could not be opened, written or read."""
+
+
+class DecisionLogUnavailable(DecisionLogError):
+    """The decision log cannot commit right now (database down, locked or too slow); the
+    API answers 503 with Retry-After, and the log recovers by itself."""

@@ -251,7 +251,7 @@ IMPACT_REVIEW = [
         "from nba.impact import lift_table\n"
         "from nba.tracking import CHAMPION, load_policy, resolve\n"
         "from pipelines.impact import impact_frame\n"
-        "from serving.decision_log import DecisionLog\n"
+        "from nba.decision_log import DecisionLog\n"
         "log = DecisionLog(get_settings().decision_log)\n"
         "frame, _ = impact_frame(log, load_policy(resolve(CHAMPION)).catalog)\n"
         "log.close()\n"

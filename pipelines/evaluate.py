@@ -241,7 +241,7 @@ def compare_policies(
 def _arms(decision_ids: pd.Series, s: Settings) -> np.ndarray:
     """The arm that served each logged decision, where the decision log knows (decisions
     of a dataset that did not come from this engine's log have none)."""
-    from serving.decision_log import DecisionLog
+    from nba.decision_log import DecisionLog
 
     served = decision_ids.astype(str).str.split(":", n=1).str[0]
     if s.decision_log.startswith("sqlite:///") and not Path(s.decision_log[10:]).exists():

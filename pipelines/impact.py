@@ -19,10 +19,10 @@ import pandas as pd
 
 from nba.catalog import Catalog
 from nba.config import Settings, get_settings
+from nba.decision_log import DecisionLog, to_text
 from nba.exceptions import NBAError
 from nba.impact import lift_table
 from nba.tracking import CHAMPION, configure, load_policy, resolve
-from serving.decision_log import DecisionLog, to_text
 
 
 @dataclass

@@ -39,6 +39,7 @@ import pandas as pd
 
 from nba.catalog import Catalog, load_catalog
 from nba.config import Settings, get_settings
+from nba.decision_log import DecisionLog
 from nba.exceptions import NBAError
 from nba.policy.evaluation import TruthEvaluation, evaluate_against_truth, widen_scores
 from nba.policy.exploration import Exploration
@@ -61,7 +62,6 @@ from pipelines.retrain import refresh
 from pipelines.scenarios import Scenario, drift_channel, drifted, hide_action, launch
 from pipelines.simulate import run_simulation
 from pipelines.train import train
-from serving.decision_log import DecisionLog
 
 LOOP_MAX_LOOKS = 4
 """The loop retires a challenger the gate could not decide on in four rounds."""

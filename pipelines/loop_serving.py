@@ -16,10 +16,10 @@ import pandas as pd
 from nba.catalog import NO_ACTION
 from nba.config import Settings
 from nba.contract import load_dataset
+from nba.decision_log import DecisionLog, OutcomeRecord, ServedRecord, ranking_entries
 from nba.policy.exploration import Exploration, assign_arm, choose, shown_order
 from nba.policy.frames import contacts_from_frame
 from nba.tracking import CHAMPION, MODEL_NAME, ModelRef, load_policy, resolve
-from serving.decision_log import DecisionLog, OutcomeRecord, ServedRecord, ranking_entries
 
 DECLINE_SHARE = 0.65  # of the offers not accepted, as in the simulator
 

@@ -22,11 +22,11 @@ import pandas as pd
 
 from nba.config import Settings, get_settings
 from nba.contract import load_dataset
+from nba.decision_log import DecisionLog, from_text
 from nba.exceptions import NBAError
 from nba.tracking import CHALLENGER, set_alias
 from pipelines.features import build_features
 from pipelines.train import TrainReport, train
-from serving.decision_log import DecisionLog, from_text
 
 DECISION_COLUMNS = [
     "decision_id",

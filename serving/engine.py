@@ -24,17 +24,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from nba.config import Settings
+from nba.decision_log import DecisionLog, ServedRecord, now_utc, ranking_entries
 from nba.policy.arbitration import History
 from nba.policy.design import profile_vector
 from nba.policy.exploration import Choice, Exploration, assign_arm, choose, shown_order
 from nba.policy.policy import Contacts, Decision
 from nba.tracking import CHALLENGER, CHAMPION, ModelRef, resolve
-from serving.decision_log import DecisionLog, ServedRecord, now_utc, ranking_entries
+from serving.errors import unavailable
 from serving.metrics import Metrics
 from serving.online import BatchedReader, Found, OnlineProfiles
 from serving.schemas import (
@@ -47,6 +48,12 @@ from serving.schemas import (
 log = logging.getLogger("nba.serving")
 
 DEGRADED_REASON_TEXT = "live profile unavailable right now: ranked for a typical customer"
+# Why an answer is degraded, in stable words (never the store's own error text).
+DEGRADED_CAUSES = {
+    "store_unavailable": "the online store is unavailable",
+    "store_timeout": "the online store was slower than its {:g} ms budget",
+    "store_error": "the online store could not be read",
+}
 _UNKNOWN_PROFILE = profile_vector({})  # every feature unknown
 
 
@@ -138,6 +145,7 @@ class Recommender:
         """@challenger, loaded only with challenger traffic (``NBA_CHALLENGER_SHARE``)."""
         self.reader: BatchedReader | None = None
         self.store_error: str | None = None
+        self._store_ok = True  # the last online read succeeded
         self._budget = settings.feature_budget_ms / 1000.0
         self.exploration = Exploration(
             settings.exploration,
@@ -168,11 +176,16 @@ class Recommender:
                     f"no Feast registry at {registry}: run `nba features build --data DIR`"
                 )
             self.reader = BatchedReader(OnlineProfiles(open_store(self.settings)))
-            self.store_error = None
         except Exception as exc:
             self.reader = None
-            self.store_error = f"feature store unavailable: {exc}"
-            log.warning("feature store unavailable", extra={"error": str(exc)})
+            if self.store_error != str(exc):  # once per cause, not at every retry
+                log.warning("feature store unavailable", extra={"error": str(exc)})
+            self.store_error = str(exc)
+            return
+        if self.store_error is not None:
+            log.info("feature store opened")
+        self.store_error = None
+        self._store_ok = True
 
     def load_model(self) -> bool:
         """Load @champion if its version differs from the one served; True if it changed.
@@ -217,6 +230,12 @@ class Recommender:
         log.info("challenger loaded", extra={"model_version": ref.version})
         return True
 
+    @property
+    def store_status(self) -> Literal["ok", "degraded", "unavailable"]:
+        if self.reader is None:
+            return "unavailable"
+        return "ok" if self._store_ok else "degraded"
+
     def close(self) -> None:
         if self.reader is not None:
             self.reader.close()
@@ -230,16 +249,19 @@ class Recommender:
             return ProfileRead(default, "", None, True, cause, detail)
 
         if reader is None:
-            return degraded("store_unavailable", self.store_error)
+            return degraded("store_unavailable", DEGRADED_CAUSES["store_unavailable"])
         started = time.perf_counter()
         try:
             found = await asyncio.wait_for(reader.submit(customer_id), self._budget)
         except TimeoutError:
             budget = self.settings.feature_budget_ms
-            return degraded("store_timeout", f"online store slower than its {budget:g} ms budget")
+            return degraded("store_timeout", DEGRADED_CAUSES["store_timeout"].format(budget))
         except Exception as exc:
-            log.warning("online store read failed", extra={"error": type(exc).__name__})
-            return degraded("store_error", f"online store read failed: {exc}")
+            if self._store_ok:
+                log.warning("online store read failed", extra={"error": type(exc).__name__})
+            self._store_ok = False
+            return degraded("store_error", DEGRADED_CAUSES["store_error"])
+        self._store_ok = True
         self.metrics.feature_read.observe(time.perf_counter() - started)
         return profile_read(found)
 
@@ -342,7 +364,7 @@ class Recommender:
     async def recommend(self, req: RecommendationRequest) -> RecommendationResponse:
         model, exploration = self.serving_model(req.customer_id)
         if model is None:
-            raise ModelNotReady(self.model_error or "no model loaded")
+            raise unavailable("model_not_ready", self.model_error or "no model loaded")
         now = now_utc()
         profile = await self.read_profile(req.customer_id, model.default_profile)
         history = self.history(model, req.customer_id, now)
@@ -398,14 +420,10 @@ class Recommender:
             ranking=ranking_entries(decision.recommendations, order, choice.probability),
             arm=choice.arm,
         )
-        await asyncio.wrap_future(self.log.submit(record))
+        await self.log.committed(record)  # 503 if it cannot be logged in time
         self.metrics.decisions.labels(recs[0].action_id if recs else "none").inc()
         if degraded:
             self.metrics.degraded.labels(profile.degraded_cause).inc()
         if not profile.known:
             self.metrics.unknown_customers.inc()
         return response
-
-
-class ModelNotReady(Exception):
-    """No policy is loaded (the API answers 503)."""

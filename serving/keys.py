@@ -14,10 +14,10 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from nba.decision_log import DecisionLog, now_utc, to_text
 from nba.exceptions import NBAError
-from serving.decision_log import DecisionLog, now_utc, to_text
 
-SCOPES = ("recommend", "outcomes", "admin")
+SCOPES = ("recommend", "outcomes", "admin", "metrics")
 _KEY = re.compile(r"nba_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})")
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
 

@@ -15,6 +15,7 @@ import queue
 import threading
 from contextlib import suppress
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nba.profiles import ENTITY_KEY, FEATURE_SERVICE, NUMERIC_FEATURE_NAMES
@@ -33,6 +34,15 @@ class OnlineProfiles:
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
+        config = store.config.online_store
+        if config.type == "sqlite":
+            # Feast would create an empty file and answer every read with an error; a
+            # missing store is unavailable instead, and looked for again (serving.app).
+            path = Path(config.path)
+            if not path.is_file() or path.stat().st_size == 0:
+                raise FileNotFoundError(
+                    "no online store: run `nba features build --data DIR` (or restore it)"
+                )
         service = store.get_feature_service(FEATURE_SERVICE)
         if len(service.feature_view_projections) != 1:
             raise ValueError(f"feature service {FEATURE_SERVICE} must read exactly one view")

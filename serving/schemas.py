@@ -190,8 +190,14 @@ class CustomerExample(BaseModel):
 
 
 class Problem(BaseModel):
-    """Every error answer: what is wrong, in one sentence."""
+    """Every error answer: a stable code to branch on and what is wrong, in one sentence."""
 
+    code: str = Field(
+        description="Stable: unauthorized, forbidden, not_found, conflict, invalid_request, "
+        "unreadable_body, body_too_large, request_timeout, too_many_failed_keys, "
+        "model_not_ready, decision_log_unavailable, online_store_unavailable, "
+        "internal_error (see the README)."
+    )
     detail: str
 
 
@@ -201,10 +207,16 @@ class ReloadResponse(BaseModel):
 
 
 class Readiness(BaseModel):
-    ready: bool
+    ready: bool = Field(description="A model is loaded and the decision log can commit.")
     model_version: str | None
-    feature_store: str
-    decision_log: str
+    feature_store: str = Field(description="The online store's kind: sqlite or redis.")
+    feature_store_status: Literal["ok", "degraded", "unavailable"] = Field(
+        default="ok",
+        description="degraded: its last read failed (answers are ranked without the live "
+        "profile); unavailable: not opened.",
+    )
+    decision_log: str = Field(description="The decision log's kind: sqlite or postgresql.")
+    decision_log_status: Literal["ok", "unavailable"] = "ok"
     objective: str | None = Field(
         default=None,
         description="What the loaded model ranks by: 'incremental' (what an action changes) "

@@ -12,7 +12,7 @@ from nba.exceptions import NBAError
 from pipelines.cli.app import app, console, err, keys_app
 
 if TYPE_CHECKING:
-    from serving.decision_log import DecisionLog
+    from nba.decision_log import DecisionLog
 
 
 @app.command()
@@ -49,32 +49,24 @@ def serve(
     """Serve the real-time API (recommendations, outcomes) with nba-policy@champion.
 
     One uvicorn worker; JSON logs on stderr. Settings: NBA_AUTH, NBA_FEATURE_BUDGET_MS,
-    NBA_DECISION_LOG_URL, NBA_ONLINE_STORE, NBA_MODEL_POLL_SECONDS (see the README).
+    NBA_DECISION_LOG_URL, NBA_DECISION_LOG_DEADLINE_MS, NBA_ONLINE_STORE,
+    NBA_MODEL_POLL_SECONDS, NBA_REQUEST_TIMEOUT_SECONDS, NBA_MAX_CONNECTIONS,
+    NBA_AUTH_FAILURES_PER_MINUTE (see the README).
     """
-    import uvicorn
-
     from serving.app import create_app
     from serving.logs import configure_json_logging
+    from serving.server import run
 
     settings = get_settings()
     _decision_log().close()
     configure_json_logging(settings.log_level)
     if not settings.auth:
         err.print("[yellow]warning:[/] NBA_AUTH=false: the API accepts requests without a key")
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,  # the app writes its own JSON access line (no customer data)
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=10,
-    )
+    run(create_app(settings), settings, host, port)
 
 
 def _decision_log() -> DecisionLog:
-    from serving.decision_log import DecisionLog
+    from nba.decision_log import DecisionLog
 
     return DecisionLog(get_settings().decision_log)
 

@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from nba.config import get_settings
+from nba.decision_log import DecisionLog
 from nba.tracking import CHAMPION, configure, resolve
 from pipelines.cli import app
-from serving.decision_log import DecisionLog
 
 pytestmark = pytest.mark.slow
 

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from nba.catalog import load_catalog
 from nba.config import get_settings
+from nba.decision_log import DecisionLog, OutcomeRecord, ServedRecord, now_utc
 from nba.simulate import SimulationConfig
 from nba.tracking import CHALLENGER, CHAMPION, resolve
 from pipelines.cli import app
-from serving.decision_log import DecisionLog, OutcomeRecord, ServedRecord, now_utc
 
 pytestmark = pytest.mark.slow
 CONFIG = SimulationConfig(customers=1500, months=6, seed=8, holdout_weeks=3, history_months=3)

@@ -23,11 +23,11 @@ from fastapi.testclient import TestClient
 
 from nba.catalog import load_catalog
 from nba.config import Settings, get_settings
+from nba.decision_log import DecisionLog
 from nba.simulate import SimulationConfig, simulate_world, write_world
 from pipelines.features import build_features
 from pipelines.train import train
 from serving.app import create_app
-from serving.decision_log import DecisionLog
 from serving.keys import SCOPES, create_key
 from tests.conftest import environment, redis_server
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.decision_log import (
+from nba.decision_log import (
     DecisionLog,
     OutcomeRecord,
     OutcomeStatus,

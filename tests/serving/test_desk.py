@@ -61,7 +61,11 @@ def test_summary_when_the_online_store_fails_is_a_clear_503(
     break_online_store(monkeypatch)
     api = api_factory(sqlite_workspace)
     r = api.client.get(f"/v1/customers/{sqlite_workspace.customers[0]}", headers=api.headers())
-    assert r.status_code == 503 and "online store read failed: store down" in r.json()["detail"]
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json() == {
+        "code": "online_store_unavailable",
+        "detail": "the customer's profile could not be read right now",
+    }
 
 
 def test_example_customers_are_in_the_situation_they_are_listed_for(sqlite_api: Api) -> None:

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from nba.contract import load_dataset
+from nba.decision_log import OutcomeRecord, ServedRecord
 from pipelines.score import score
-from serving.decision_log import OutcomeRecord, ServedRecord
 from tests.serving.conftest import Api, ApiFactory, Workspace
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.decision_log import DecisionLog
+from nba.decision_log import DecisionLog
 from tests.conftest import free_port
 from tests.serving.conftest import NBA, Workspace, cli_key, nba_server, post_json, server_env
 

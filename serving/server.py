@@ -1,0 +1,100 @@
+"""The HTTP server under the API: uvicorn with limits a contact centre's network needs.
+
+uvicorn closes idle keep-alive connections, but waits forever for a request that was
+started and not finished (a slow or stuck client holds a connection without ever sending
+a key). :class:`DeadlineProtocol` gives each request ``NBA_REQUEST_TIMEOUT_SECONDS`` from
+its first byte (or from the connection's opening) to arrive completely, headers and body;
+then it answers 408 and closes. ``NBA_MAX_CONNECTIONS`` caps concurrent connections
+(uvicorn answers 503 beyond it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from nba.config import Settings
+
+_TIMEOUT_ANSWER = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: 75\r\n\r\n"
+    b'{"code": "request_timeout", "detail": "the request did not arrive in time"}'
+)
+assert len(_TIMEOUT_ANSWER.split(b"\r\n\r\n", 1)[1]) == 75
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline on every incoming request."""
+
+    request_timeout = 10.0  # set per server by :func:`protocol_class`
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._grace_given = False
+        self._deadline = self.loop.call_later(self.request_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if getattr(self, "_deadline", None) is not None:
+            assert self._deadline is not None
+            self._deadline.cancel()
+            self._deadline = None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            self.transport.write(_TIMEOUT_ANSWER)  # nothing was answered on it yet
+        elif not self._grace_given:
+            # The app is reading the body under its own deadline, which answers 408; close
+            # only if even that does not come.
+            self._grace_given = True
+            self._deadline = self.loop.call_later(self.request_timeout, self._too_slow)
+            return
+        self.transport.close()
+
+
+def protocol_class(settings: Settings) -> type[DeadlineProtocol]:
+    return type(
+        "ServerProtocol",
+        (DeadlineProtocol,),
+        {"request_timeout": settings.request_timeout_seconds},
+    )
+
+
+def run(app: Any, settings: Settings, host: str, port: int) -> None:
+    """Serve ``app`` until stopped (one worker)."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,  # the app writes its own JSON access line (no customer data)
+        loop="uvloop",
+        http=protocol_class(settings),
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+    )
