@@ -26,8 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.server import nba_serve
 
 LUA = """
 local ids = {%(ids)s}
@@ -223,24 +225,7 @@ def main() -> None:
     quoted = ",".join(f'"{c}"' for c in ids)
     lua.write_text(LUA % {"ids": quoted, "key": key, "delay": "%DELAY%"})
     env = dict(os.environ, NBA_MODEL_POLL_SECONDS="0")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("nba")), "serve", "--port", str(args.port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{args.port}/readyz") as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                sys.exit("the server did not become ready")
-            time.sleep(0.5)
+    with nba_serve(env, args.port):
         run_wrk(args.port, lua, 200, 5, args.connections, f["full_p50"])  # warm-up
         main_run = run_wrk(
             args.port, lua, args.target, args.duration, args.connections, f["full_p50"] + 1
@@ -271,9 +256,6 @@ def main() -> None:
             if ok:
                 best = max(best, r["rate"])
         print(f"highest rate with p99 <= 10 ms: {best:.0f} req/s")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -254,6 +254,7 @@ class Recommender:
         try:
             found = await asyncio.wait_for(reader.submit(customer_id), self._budget)
         except TimeoutError:
+            self._store_ok = False
             budget = self.settings.feature_budget_ms
             return degraded("store_timeout", DEGRADED_CAUSES["store_timeout"].format(budget))
         except Exception as exc:

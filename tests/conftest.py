@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -94,27 +96,130 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listening on port {port} after {timeout} s")
 
 
+class RedisServer:
+    """A real redis-server on a free loopback port that can be stopped and started again
+    (it saves its data on stop and loads it on start, as a production Redis would)."""
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed; `make test` installs it (apt-get)")
+        self.binary, self.directory, self.port = binary, directory, free_port()
+        self.url = f"127.0.0.1:{self.port}"  # Feast's form
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            import redis
+
+            with suppress(Exception):
+                redis.Redis(port=self.port).save()
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
 @contextmanager
 def redis_server(directory: Path) -> Iterator[str]:
     """A real redis-server on a free loopback port; yields Feast's connection string."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is not installed; `make test` installs it (apt-get)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            *(server, "--port", str(port), "--bind", "127.0.0.1"),
-            *("--save", "", "--appendonly", "no", "--dir", str(directory)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with running_redis(directory) as server:
+        yield server.url
+
+
+@contextmanager
+def running_redis(directory: Path) -> Iterator[RedisServer]:
+    server = RedisServer(directory)
+    server.start()
     try:
-        wait_for_port(port)
-        yield f"127.0.0.1:{port}"
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        server.stop()
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        pytest.fail("PostgreSQL is not installed; `make test` installs it (apt-get)")
+    return found[-1]
+
+
+class PostgresServer:
+    """A real PostgreSQL server (Debian's, run as the postgres user when we are root) on a
+    free loopback port, with a trusted user ``nba``; can be stopped and started again."""
+
+    def __init__(self) -> None:
+        # Not under pytest's temporary folder: its parents are private to root, and the
+        # server runs as the postgres user.
+        self.root = Path(tempfile.mkdtemp(prefix="nba-pg-"))
+        self.data, self.sock = self.root / "data", self.root / "sock"
+        self.sock.mkdir()
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_postgres:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.sock, "postgres")
+        subprocess.run(
+            [
+                *self.as_postgres,
+                _pg_bin("initdb"),
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "nba",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.port = free_port()
+        self.url = f"postgresql://nba@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str, check: bool = True) -> None:
+        subprocess.run(
+            [*self.as_postgres, _pg_bin("pg_ctl"), "-D", str(self.data), *args],
+            check=check,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        self._ctl(
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1",
+            "-w",
+            "start",
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        """Like a crash: no clean shutdown of the sessions."""
+        self._ctl("-m", "immediate", "stop", check=False)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
 
 
 @pytest.fixture

@@ -101,6 +101,8 @@ def redact(url: str) -> str:
         f"{k}=***" if k.lower() in _SECRET_PARAMETERS else f"{k}={v}"
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
     )
+    if netloc == parts.netloc and query == parts.query:
+        return url  # nothing to mask (and urlunsplit would drop sqlite:///'s empty host)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -29,7 +29,7 @@ from pipelines.features import build_features
 from pipelines.train import train
 from serving.app import create_app
 from serving.keys import SCOPES, create_key
-from tests.conftest import environment, redis_server
+from tests.conftest import RedisServer, environment, running_redis
 
 CONFIG = SimulationConfig(customers=1500, months=6, seed=21, holdout_weeks=2, history_months=3)
 
@@ -67,10 +67,18 @@ def sqlite_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 
 @pytest.fixture(scope="session")
-def redis_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    directory = tmp_path_factory.mktemp("api-redis")
-    with redis_server(directory) as url:
-        yield _build(directory / "home", {"NBA_ONLINE_STORE": "redis", "NBA_REDIS_URL": url})
+def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The Redis behind ``redis_workspace`` (the fault suite stops and starts it)."""
+    with running_redis(tmp_path_factory.mktemp("api-redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_workspace(redis_process: RedisServer) -> Workspace:
+    return _build(
+        redis_process.directory / "home",
+        {"NBA_ONLINE_STORE": "redis", "NBA_REDIS_URL": redis_process.url},
+    )
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -165,13 +173,17 @@ def cli_key(env: dict[str, str], scopes: str) -> str:
 
 
 @contextmanager
-def nba_server(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """`nba serve` as a real process on loopback, once it is ready; stopped afterwards."""
+def nba_server(
+    env: dict[str, str], port: int, stderr: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`nba serve` as a real process on loopback, once it is ready; stopped afterwards.
+    Its log lines go to ``stderr`` if given."""
+    err = stderr.open("wb") if stderr is not None else subprocess.DEVNULL
     proc = subprocess.Popen(
         [NBA, "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=err,
     )
     try:
         deadline = time.time() + 90
@@ -190,6 +202,8 @@ def nba_server(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[byte
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=30)
+        if stderr is not None:
+            err.close()  # type: ignore[union-attr]
 
 
 def post_json(port: int, path: str, body: dict[str, Any], key: str) -> dict[str, Any]:

@@ -537,3 +537,64 @@ def test_challenger_traffic_is_served_by_the_challenger_and_flagged(
         }
     finally:
         client.delete_registered_model_alias(MODEL_NAME, "challenger")
+
+
+def test_failed_keys_from_one_address_are_limited(
+    api_factory: ApiFactory, sqlite_workspace: Workspace
+) -> None:
+    api = api_factory(sqlite_workspace, NBA_AUTH_FAILURES_PER_MINUTE="3")
+    body = {"customer_id": sqlite_workspace.customers[0], "channel": "chat"}
+    statuses = [
+        api.client.post("/v1/recommendations", json=body, headers={"X-API-Key": BAD_KEY})
+        for _ in range(5)
+    ]
+    assert [r.status_code for r in statuses] == [401, 401, 401, 429, 429]
+    assert statuses[-1].json()["code"] == "too_many_failed_keys"
+    assert 0 < int(statuses[-1].headers["retry-after"]) <= 60
+    # Blocked even with a good key until the minute is over: the address, not the key.
+    good = api.client.post("/v1/recommendations", json=body, headers=api.headers())
+    assert good.status_code == 429
+
+
+def test_security_headers_and_no_caching_of_customer_data(sqlite_api: Api) -> None:
+    api = sqlite_api
+    answer = api.client.post(
+        "/v1/recommendations",
+        json={"customer_id": api.workspace.customers[0], "channel": "chat"},
+        headers=api.headers(),
+    )
+    desk = api.client.get("/desk/")
+    ready = api.client.get("/readyz")
+    for r in (answer, desk, ready):
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["x-frame-options"] == "DENY"
+    assert answer.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in desk.headers["content-security-policy"]
+    assert "default-src 'self'" in desk.headers["content-security-policy"]
+    assert "cache-control" not in desk.headers
+
+
+def test_every_status_the_api_can_answer_is_in_the_spec(sqlite_api: Api) -> None:
+    api = sqlite_api
+    spec = api.client.get("/openapi.json").json()
+    documented = set(spec["paths"]["/v1/recommendations"]["post"]["responses"])
+    assert {"200", "400", "401", "403", "408", "413", "422", "429", "500", "503"} <= documented
+    for body in (b"\xff\xfe not utf-8", b"[" * 8000):
+        r = api.client.post(
+            "/v1/recommendations",
+            content=body,
+            headers={**api.headers(), "Content-Type": "application/json"},
+        )
+        assert r.status_code in (400, 422), r.text
+        assert set(r.json()) == {"code", "detail"} and r.json()["code"] in (
+            "unreadable_body",
+            "invalid_request",
+        )
+
+
+def test_readiness_shows_no_paths_hosts_or_counts(sqlite_api: Api) -> None:
+    body = sqlite_api.client.get("/readyz").json()
+    text = json.dumps(body)
+    assert body["decision_log"] == "sqlite" and body["decision_log_status"] == "ok"
+    assert body["feature_store"] == "sqlite" and body["feature_store_status"] == "ok"
+    assert "/" not in text.replace("n/a", "")

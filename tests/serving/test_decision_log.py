@@ -3,11 +3,6 @@
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,60 +17,15 @@ from nba.decision_log import (
     now_utc,
 )
 from serving.keys import create_key, revoke_key, verify
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import running_postgres
 
 pytestmark = pytest.mark.slow
 
 
-def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if not found:
-        pytest.fail("PostgreSQL is not installed; `make test` installs it (apt-get)")
-    return found[-1]
-
-
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    # Not under pytest's temporary folder: its parents are private to root, and the
-    # server runs as the postgres user.
-    root = Path(tempfile.mkdtemp(prefix="nba-pg-"))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:
-        shutil.chown(root, "postgres")
-        shutil.chown(sock, "postgres")
-    subprocess.run(
-        [*as_postgres, _pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "nba"],
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    subprocess.run(
-        [
-            *as_postgres,
-            _pg_bin("pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(root / "log"),
-            "-o",
-            f"-p {port} -k {sock} -c listen_addresses=127.0.0.1",
-            "-w",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        wait_for_port(port)
-        yield f"postgresql://nba@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*as_postgres, _pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    with running_postgres() as server:
+        yield server.url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -139,12 +139,16 @@ def test_an_unknown_customer_gets_a_clear_banner(page: Any) -> None:
 def test_a_degraded_answer_gets_a_clear_banner(
     sqlite_workspace: Workspace, tmp_path: Path
 ) -> None:
-    """A server whose online-store budget is too short to read any profile: every answer
-    is degraded, and the page says so instead of pretending."""
+    """A server without its online store (the file is gone): every answer is degraded,
+    and the page says so instead of pretending."""
     from playwright.sync_api import expect
 
-    env = server_env(sqlite_workspace, f"sqlite:///{tmp_path / 'log.db'}")
-    env["NBA_FEATURE_BUDGET_MS"] = "0.001"
+    home = tmp_path / "home"
+    shutil.copytree(sqlite_workspace.home, home)
+    (home / "feast" / "online_store.db").unlink()
+    env = server_env(sqlite_workspace, f"sqlite:///{tmp_path / 'log.db'}") | {
+        "NBA_HOME": str(home)
+    }
     key = cli_key(env, "recommend,outcomes")
     port = free_port()
     with nba_server(env, port), _desk_page(port, key) as pg:
