@@ -82,7 +82,7 @@ def floor(customers: list[str], n: int) -> dict[str, float]:
     from nba.decision_log import DecisionLog, now_utc
     from nba.feature_store import open_store
     from nba.profiles import ENTITY_KEY, FEATURE_SERVICE
-    from serving.engine import Pending, Recommender, load_champion, profile_read
+    from serving.engine import Pending, Recommender, history_of, load_champion, profile_read
     from serving.metrics import Metrics
     from serving.online import OnlineProfiles
     from serving.schemas import RecommendationRequest
@@ -102,7 +102,7 @@ def floor(customers: list[str], n: int) -> dict[str, float]:
         found = reader.read(cid)
         t1 = time.perf_counter()
         profile = profile_read(found)
-        history = rec.history(model, cid, now_utc())
+        history = history_of(model, log.history(cid, now_utc()))
         rec.decide_batch(model, [Pending(model, req, profile, history)])
         t2 = time.perf_counter()
         read_ms.append((t1 - t0) * 1000)
@@ -116,7 +116,7 @@ def floor(customers: list[str], n: int) -> dict[str, float]:
         req = RecommendationRequest(customer_id=cid, channel="phone", reason="billing_question")
         t0 = time.perf_counter()
         profile = profile_read(reader.read(cid))
-        history = rec.history(model, cid, now_utc())
+        history = history_of(model, log.history(cid, now_utc()))
         rec.decide_batch(model, [Pending(model, req, profile, history)])
         plain_ms.append((time.perf_counter() - t0) * 1000)
     model.policy.uplift = uplift

@@ -1,5 +1,6 @@
 """What the routes need, as typed dependencies: the server's state (on ``app.state``) and
-the API-key check per scope."""
+the API-key check per scope. All ``async``: FastAPI runs a plain ``def`` dependency in its
+thread pool, a hand-off per dependency and request."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from nba.decision_log import DecisionLog
 from serving.auth import FailedKeys
 from serving.engine import Recommender
 from serving.errors import ApiError
-from serving.keys import verify
+from serving.keys import verify_async
 from serving.metrics import Metrics
 
 
@@ -33,19 +34,19 @@ class ServerState:
     examples: list[Any] = field(default_factory=list)
 
 
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
     state: ServerState = request.app.state.nba
     return state
 
 
-def get_recommender(request: Request) -> Recommender:
-    recommender = get_state(request).recommender
+async def get_recommender(request: Request) -> Recommender:
+    recommender = request.app.state.nba.recommender
     assert recommender is not None  # set in the lifespan, before any request
     return recommender
 
 
-def get_log(request: Request) -> DecisionLog:
-    decision_log = get_state(request).log
+async def get_log(request: Request) -> DecisionLog:
+    decision_log = request.app.state.nba.log
     assert decision_log is not None
     return decision_log
 
@@ -92,8 +93,7 @@ def require(scope: str) -> Any:
                 {"Retry-After": str(math.ceil(wait))},
             )
         assert state.log is not None
-        # On the loop, like the history read: a thread hand-off costs more than the lookup.
-        found = verify(state.log, presented)
+        found = await verify_async(state.log, presented)
         if found is None:
             state.failed_keys.failed(address)
             raise ApiError(401, "unauthorized", "invalid or revoked API key", _CHALLENGE)

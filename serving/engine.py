@@ -70,6 +70,10 @@ class LoadedModel:
     objective_note: str | None = None
 
 
+# Said to clients instead of the registry's own error, which names the tracking store.
+NO_MODEL_TEXT = (
+    "no model is loaded yet: run `nba train --data DIR`; the server picks it up by itself"
+)
 NOTHING_REASON = (
     "Nothing is worth offering this customer right now: just help with the request. "
     "No action is expected to do more good than harm today."
@@ -119,6 +123,15 @@ def profile_read(found: Found) -> ProfileRead:
         return ProfileRead(_UNKNOWN_PROFILE, "", None, False)
     row, ts = found
     return ProfileRead(profile_vector(row), str(row.get("active_products") or ""), ts, True)
+
+
+def history_of(
+    model: LoadedModel, outcomes: list[tuple[str, float, str]]
+) -> list[tuple[int, float, bool]]:
+    """The decision log's outcomes as the contact policy counts them: (catalog index, age
+    in days, declined)."""
+    index = model.action_index
+    return [(index.get(a, -1), age, o == "declined") for a, age, o in outcomes]
 
 
 @dataclass
@@ -266,15 +279,11 @@ class Recommender:
         self.metrics.feature_read.observe(time.perf_counter() - started)
         return profile_read(found)
 
-    def history(
+    async def history(
         self, model: LoadedModel, customer_id: str, now: datetime
     ) -> list[tuple[int, float, bool]]:
         """The customer's reported outcomes: (catalog index, age in days, declined)."""
-        index = model.action_index
-        return [
-            (index.get(a, -1), age, o == "declined")
-            for a, age, o in self.log.history(customer_id, now)
-        ]
+        return history_of(model, await self.log.history_async(customer_id, now))
 
     def decide_batch(self, model: LoadedModel, batch: Sequence[Pending]) -> list[Decision]:
         """One policy call for several answers (rows are independent: batching changes
@@ -365,10 +374,10 @@ class Recommender:
     async def recommend(self, req: RecommendationRequest) -> RecommendationResponse:
         model, exploration = self.serving_model(req.customer_id)
         if model is None:
-            raise unavailable("model_not_ready", self.model_error or "no model loaded")
+            raise unavailable("model_not_ready", NO_MODEL_TEXT)
         now = now_utc()
         profile = await self.read_profile(req.customer_id, model.default_profile)
-        history = self.history(model, req.customer_id, now)
+        history = await self.history(model, req.customer_id, now)
         loop = asyncio.get_running_loop()
         decision = await self._decide_soon(
             Pending(model, req, profile, history, loop.create_future())

@@ -13,6 +13,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from nba.decision_log import DecisionLog, now_utc, to_text
 from nba.exceptions import NBAError
@@ -82,18 +83,25 @@ def list_keys(log: DecisionLog) -> list[KeyInfo]:
     ]
 
 
+_KEY_SQL = "SELECT secret_sha256, scopes FROM api_keys WHERE key_id = ? AND revoked_at IS NULL"
+
+
 def verify(log: DecisionLog, presented: str) -> tuple[str, frozenset[str]] | None:
     """``(key_id, scopes)`` of a valid, unrevoked key; ``None`` otherwise."""
     m = _KEY.fullmatch(presented)
+    return _check(m, log.query(_KEY_SQL, (m.group(1),)) if m else [])
+
+
+async def verify_async(log: DecisionLog, presented: str) -> tuple[str, frozenset[str]] | None:
+    """:func:`verify` for the event loop (PostgreSQL reads do not block it)."""
+    m = _KEY.fullmatch(presented)
+    return _check(m, await log.query_async(_KEY_SQL, (m.group(1),)) if m else [])
+
+
+def _check(
+    m: re.Match[str] | None, rows: list[tuple[Any, ...]]
+) -> tuple[str, frozenset[str]] | None:
     key_id, secret = (m.group(1), m.group(2)) if m else ("", "")
-    rows = (
-        log.query(
-            "SELECT secret_sha256, scopes FROM api_keys WHERE key_id = ? AND revoked_at IS NULL",
-            (key_id,),
-        )
-        if m
-        else []
-    )
     stored, scopes = rows[0] if rows else (_DUMMY_HASH, "")
     # Always one constant-time comparison, so a wrong id takes as long as a wrong secret.
     ok = hmac.compare_digest(stored, _hash(secret))

@@ -29,12 +29,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from nba.decision_log.database import SERVED_COLUMNS, Database, redact
 from nba.decision_log.records import (
@@ -47,12 +47,28 @@ from nba.decision_log.records import (
 from nba.exceptions import DecisionLogError, DecisionLogUnavailable
 
 log = logging.getLogger("nba.decision_log")
+T = TypeVar("T")
 
 HISTORY_DAYS = 365
 RETRY_SECONDS = 0.25  # how often an unavailable database is probed
 DEFAULT_DEADLINE = 1.0
 _GROUP_MAX = 256
+READER_THREADS = 4  # PostgreSQL reads in flight at once, beside the event loop
 _STOP = object()
+
+
+_HISTORY_SQL = (
+    "SELECT action_id, presented_at, outcome FROM outcomes "
+    "WHERE customer_id = ? AND presented_at >= ? ORDER BY presented_at"
+)
+
+
+def _since(now: datetime) -> str:
+    return to_text(now - timedelta(days=HISTORY_DAYS))
+
+
+def _ages(rows: list[tuple[Any, ...]], now: datetime) -> list[tuple[str, float, str]]:
+    return [(a, max(age_days(now - from_text(t)), 0.0), o) for a, t, o in rows]
 
 
 @dataclass
@@ -81,8 +97,10 @@ class DecisionLog:
             raise DecisionLogError(f"cannot create the decision log tables: {exc}") from None
         finally:
             conn.close()
-        self._reader: Any = None
+        self._local = threading.local()
+        self._readers: list[Any] = []  # every thread's read connection, to close them
         self._read_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="decision-log-read")
         self._queue: queue.Queue[Any] = queue.Queue()
         self._writer: threading.Thread | None = None
         self.problem: str | None = None
@@ -107,11 +125,12 @@ class DecisionLog:
             self._queue.put(_STOP)
             self._writer.join(timeout=30)
             self._writer = None
+        self._pool.shutdown(wait=True)
         with self._read_lock:
-            if self._reader is not None:
+            for conn in self._readers:
                 with suppress(Exception):
-                    self._reader.close()
-                self._reader = None
+                    conn.close()
+            self._readers.clear()
 
     def submit(self, record: ServedRecord | OutcomeRecord | None) -> Future[Any]:
         """Queue a record (``None``: a probe); the future resolves (to ``None`` or an
@@ -269,15 +288,28 @@ class DecisionLog:
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
-        with self._read_lock:
-            if self._reader is None:
-                self._reader = self._db.connect()
-            try:
-                yield self._reader
-            finally:
-                if self._db.kind == "postgresql":
-                    with suppress(Exception):
-                        self._reader.rollback()  # end the read transaction psycopg opened
+        """This thread's read connection (one per thread: the API's PostgreSQL readers run
+        on a small pool beside the event loop)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._db.connect()
+            self._local.conn = conn
+            with self._read_lock:
+                self._readers.append(conn)
+        try:
+            yield conn
+        except Exception as exc:
+            if self._db.is_outage(exc):  # a new connection next time
+                self._local.conn = None
+                with self._read_lock:
+                    self._readers.remove(conn)
+                with suppress(Exception):
+                    conn.close()
+            raise
+        finally:
+            if self._db.kind == "postgresql" and self._local.conn is not None:
+                with suppress(Exception):
+                    conn.rollback()  # end the read transaction psycopg opened
 
     def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-only query (``?`` placeholders in both databases). A broken read
@@ -290,27 +322,44 @@ class DecisionLog:
                     return list(conn.execute(self._db.sql(text), tuple(params)).fetchall())
             except Exception as exc:
                 outage = self._db.is_outage(exc)
-                if outage:  # a new connection next time
-                    with self._read_lock:
-                        if self._reader is not None:
-                            with suppress(Exception):
-                                self._reader.close()
-                            self._reader = None
                 if attempt == 2 or not outage:
                     error = DecisionLogUnavailable if outage else DecisionLogError
                     raise error(f"decision log read failed: {exc}") from None
         raise AssertionError("unreachable")
 
+    async def query_async(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """:meth:`query` for the event loop, within the deadline."""
+        return await self._beside_loop(self.query, text, params)
+
+    async def decision_async(self, decision_id: str) -> dict[str, Any] | None:
+        """:meth:`decision` for the event loop, within the deadline."""
+        return await self._beside_loop(self.decision, decision_id)
+
+    async def _beside_loop(self, read: Callable[..., T], *args: Any) -> T:
+        """SQLite reads are local and run in place (a thread hand-off costs more than the
+        read); PostgreSQL reads wait on the network, so they run on the reader pool while
+        the loop goes on."""
+        if self._db.kind == "sqlite":
+            return read(*args)
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._pool, read, *args), self.deadline
+            )
+        except TimeoutError:
+            raise DecisionLogUnavailable(
+                f"the decision log did not answer within {self.deadline:g} s"
+            ) from None
+
+    async def history_async(self, customer_id: str, now: datetime) -> list[tuple[str, float, str]]:
+        """:meth:`history` for the event loop."""
+        rows = await self.query_async(_HISTORY_SQL, (customer_id, _since(now)))
+        return _ages(rows, now)
+
     def history(self, customer_id: str, now: datetime) -> list[tuple[str, float, str]]:
         """The customer's reported outcomes of the last year: ``(action_id, age_days,
         outcome)``, oldest first (what the contact policy counts)."""
-        since = to_text(now - timedelta(days=HISTORY_DAYS))
-        rows = self.query(
-            "SELECT action_id, presented_at, outcome FROM outcomes "
-            "WHERE customer_id = ? AND presented_at >= ? ORDER BY presented_at",
-            (customer_id, since),
-        )
-        return [(a, max(age_days(now - from_text(t)), 0.0), o) for a, t, o in rows]
+        return _ages(self.query(_HISTORY_SQL, (customer_id, _since(now))), now)
 
     def decision(self, decision_id: str) -> dict[str, Any] | None:
         """A served decision with its outcomes, or ``None``."""

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving.dependencies import RecommenderDep, State, require
+from serving.engine import NO_MODEL_TEXT
 from serving.errors import unavailable
 from serving.schemas import Problem, ReloadResponse
 
@@ -28,7 +29,7 @@ async def reload(state: State, recommender: RecommenderDep) -> ReloadResponse:
         if not changed:
             changed = await run_in_threadpool(recommender.load_challenger)
     if recommender.model is None:
-        raise unavailable("model_not_ready", recommender.model_error or "no model")
+        raise unavailable("model_not_ready", NO_MODEL_TEXT)
     return ReloadResponse(model_version=recommender.model.version, changed=changed)
 
 

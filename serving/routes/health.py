@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from serving.dependencies import LogDep, RecommenderDep
+from serving.engine import NO_MODEL_TEXT
 from serving.schemas import Readiness
 
 router = APIRouter(tags=["operations"])
@@ -37,7 +38,7 @@ async def readyz(recommender: RecommenderDep, decision_log: LogDep) -> JSONRespo
     log_ok = await decision_log.can_commit()
     ready = model is not None and log_ok
     if model is None:
-        detail: str | None = recommender.model_error or "no model loaded"
+        detail: str | None = NO_MODEL_TEXT
     elif not log_ok:
         detail = "the decision log cannot commit right now"
     else:

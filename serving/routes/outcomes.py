@@ -68,7 +68,7 @@ async def outcomes(
 )
 async def decision(decision_id: str, decision_log: LogDep) -> dict[str, Any]:
     """A logged decision: its ranking, model version and the outcomes reported."""
-    found = decision_log.decision(decision_id)
+    found = await decision_log.decision_async(decision_id)
     if found is None:
         raise ApiError(404, "not_found", f"decision_id: unknown decision '{decision_id}'")
     result: dict[str, Any] = found

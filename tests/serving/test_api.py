@@ -318,6 +318,7 @@ def test_without_a_model_the_service_is_alive_but_not_ready(
     ready = api.client.get("/readyz")
     assert ready.status_code == 503 and not ready.json()["ready"]
     assert "nba train" in ready.json()["detail"]
+    assert str(tmp_path) not in ready.text  # the tracking store's path stays in the log
     r = api.client.post(
         "/v1/recommendations",
         json={"customer_id": "C1", "channel": "phone"},
