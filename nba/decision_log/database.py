@@ -82,6 +82,7 @@ _INSERT_SERVED = (
     f"INSERT INTO served ({', '.join(SERVED_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(SERVED_COLUMNS))}) ON CONFLICT (decision_id) DO NOTHING"
 )
+_PATIENCE = 10  # seconds to connect (or wait for SQLite's lock) without a deadline
 _SECRET_PARAMETERS = {"password", "passfile", "sslpassword", "sslkey"}
 
 
@@ -107,10 +108,12 @@ def redact(url: str) -> str:
 
 
 class Database:
-    """Connections and SQL dialect of one database. Every connection waits at most
-    ``timeout`` seconds: to connect, for a lock, for a statement."""
+    """Connections and SQL dialect of one database. With a ``timeout``, every connection
+    waits at most that many seconds: to connect, for a lock, for a statement (the API's
+    deadline). Without one (batch jobs, commands) statements may run as long as they need;
+    connecting and SQLite's wait for a lock still give up after 10 s."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float | None) -> None:
         self.url = url
         self.timeout = timeout
         if url.startswith("sqlite:///"):
@@ -128,19 +131,20 @@ class Database:
         try:
             if self.kind == "sqlite":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, check_same_thread=False, timeout=self.timeout)
+                wait = self.timeout if self.timeout is not None else _PATIENCE
+                conn = sqlite3.connect(self.path, check_same_thread=False, timeout=wait)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")  # fsync the WAL on every commit
                 return conn
             import psycopg
 
-            pg = psycopg.connect(
-                self.url, autocommit=False, connect_timeout=max(1, math.ceil(self.timeout))
-            )
-            ms = int(self.timeout * 1000)
-            pg.execute(f"SET statement_timeout = {ms}")
-            pg.execute(f"SET lock_timeout = {ms}")
-            pg.commit()
+            connect = math.ceil(self.timeout) if self.timeout is not None else _PATIENCE
+            pg = psycopg.connect(self.url, autocommit=False, connect_timeout=max(1, connect))
+            if self.timeout is not None:
+                ms = int(self.timeout * 1000)
+                pg.execute(f"SET statement_timeout = {ms}")
+                pg.execute(f"SET lock_timeout = {ms}")
+                pg.commit()
             return pg
         except Exception as exc:
             raise DecisionLogError(

@@ -10,8 +10,9 @@ Faults: the writer never dies. A commit that fails because of the database (down
 connection lost) is retried once on a new connection; if that fails too, the log is
 *unavailable*: writes and reads fail at once with :class:`DecisionLogUnavailable` (the API
 answers 503) while the writer probes the database every ``RETRY_SECONDS`` and becomes
-available again at the first probe that could commit. No operation waits longer than the
-log's ``deadline``.
+available again at the first probe that could commit. With a ``deadline`` (the API's), no
+operation waits longer than it; without one (batch jobs and commands), reads and commits
+take as long as they need.
 
 Tables
     ``served``: one row per recommendation answer (ranking as JSON, model version, the
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -51,7 +53,6 @@ T = TypeVar("T")
 
 HISTORY_DAYS = 365
 RETRY_SECONDS = 0.25  # how often an unavailable database is probed
-DEFAULT_DEADLINE = 1.0
 _GROUP_MAX = 256
 READER_THREADS = 4  # PostgreSQL reads in flight at once, beside the event loop
 _STOP = object()
@@ -85,7 +86,7 @@ class DecisionLog:
     keys use the synchronous methods without it.
     """
 
-    def __init__(self, url: str, deadline: float = DEFAULT_DEADLINE) -> None:
+    def __init__(self, url: str, deadline: float | None = None) -> None:
         self._db = Database(url, timeout=deadline)
         self.deadline = deadline
         self.url = redact(url)
@@ -142,8 +143,12 @@ class DecisionLog:
         if self.problem is not None and record is not None:
             fut.set_exception(DecisionLogUnavailable(self.problem))
             return fut
-        self._queue.put(_Job(record, fut, time.monotonic() + self.deadline))
+        self._queue.put(_Job(record, fut, self._due()))
         return fut
+
+    def _due(self) -> float:
+        """When a job queued now stops being waited for (``time.monotonic()``)."""
+        return time.monotonic() + (self.deadline if self.deadline is not None else math.inf)
 
     def write(self, record: ServedRecord | OutcomeRecord, timeout: float = 30.0) -> Any:
         """Submit and wait for the commit (for scripts and tests)."""
@@ -176,7 +181,7 @@ class DecisionLog:
             try:
                 first = self._queue.get(timeout=None if self.available else RETRY_SECONDS)
             except queue.Empty:
-                first = _Job(None, Future(), time.monotonic() + self.deadline)  # a probe
+                first = _Job(None, Future(), self._due())  # a probe
             if first is _STOP:
                 break
             batch: list[_Job] = [first]

@@ -163,3 +163,20 @@ def test_a_log_from_before_the_control_group_gains_the_arm_column(log_url: str) 
     finally:
         log.close()
     DecisionLog(log_url).close()  # opening a migrated log again changes nothing
+
+
+def test_only_the_api_s_log_has_a_deadline(log_url: str) -> None:
+    """Batch jobs read the whole log: no statement limit for them, the API's deadline
+    for the server."""
+    batch, api = DecisionLog(log_url), DecisionLog(log_url, deadline=0.5)
+    try:
+        if log_url.startswith("postgresql"):
+            assert batch.query("SHOW statement_timeout") == [("0",)]
+            assert api.query("SHOW statement_timeout") == [("500ms",)]
+            assert api.query("SHOW lock_timeout") == [("500ms",)]
+        else:
+            assert batch.query("PRAGMA busy_timeout") == [(10_000,)]
+            assert api.query("PRAGMA busy_timeout") == [(500,)]
+    finally:
+        batch.close()
+        api.close()
