@@ -28,11 +28,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 WARM_UP_SECONDS = 10
 sys.path.insert(0, str(ROOT))
 from benchmarks.server import nba_serve  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.conftest import PostgresServer
 
 
 @dataclass
@@ -155,13 +159,10 @@ async def load(
 
 
 def faults(
-    port: int, pg: object, every: float, seconds: float, soak: Soak, stop: threading.Event
+    port: int, pg: PostgresServer, every: float, seconds: float, soak: Soak, stop: threading.Event
 ) -> None:
     import psycopg
 
-    from tests.conftest import PostgresServer
-
-    assert isinstance(pg, PostgresServer)
     start = time.monotonic()
     k = 0
     while not stop.wait(max(start + (k + 1) * every - time.monotonic(), 0)):

@@ -55,7 +55,9 @@ def unavailable(code: str, detail: str) -> ApiError:
     return ApiError(503, code, detail, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-def problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Any:
+def problem(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
         Problem(code=code, detail=detail).model_dump(), status_code=status, headers=headers
     )
@@ -83,14 +85,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        response: JSONResponse = problem(exc.status, exc.code, exc.detail, exc.headers)
-        return response
+        return problem(exc.status, exc.code, exc.detail, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10]]
-        response: JSONResponse = problem(422, "invalid_request", "; ".join(problems))
-        return response
+        return problem(422, "invalid_request", "; ".join(problems))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -98,22 +98,20 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400:  # FastAPI's JSON decoding failure
             detail = "the request body is not readable JSON"
         code = _CODES.get(exc.status_code, "error")
-        response: JSONResponse = problem(exc.status_code, code, detail, dict(exc.headers or {}))
-        return response
+        return problem(exc.status_code, code, detail, dict(exc.headers or {}))
 
     @app.exception_handler(DecisionLogUnavailable)
-    async def log_down(_: Request, exc: DecisionLogUnavailable) -> JSONResponse:
-        response: JSONResponse = problem(
-            503,
-            "decision_log_unavailable",
-            "the decision log cannot record answers right now; try again shortly",
-            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    async def log_down(request: Request, _: DecisionLogUnavailable) -> JSONResponse:
+        return await api_error(
+            request,
+            unavailable(
+                "decision_log_unavailable",
+                "the decision log cannot record answers right now; try again shortly",
+            ),
         )
-        return response
 
     @app.exception_handler(Exception)
     async def crashed(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", exc_info=exc)
         code = "decision_log_error" if isinstance(exc, DecisionLogError) else "internal_error"
-        response: JSONResponse = problem(500, code, "the engine failed on this request")
-        return response
+        return problem(500, code, "the engine failed on this request")

@@ -54,11 +54,15 @@ def route_label(path: str) -> str:
     return "other"
 
 
+_API_HEADERS = _EVERY_RESPONSE + _NO_STORE
+_DESK_HEADERS = _EVERY_RESPONSE + _DESK_POLICY
+
+
 def _extra_headers(path: str) -> list[tuple[bytes, bytes]]:
     if path.startswith("/v1/"):
-        return _EVERY_RESPONSE + _NO_STORE
+        return _API_HEADERS
     if path.startswith("/desk") or path == "/":
-        return _EVERY_RESPONSE + _DESK_POLICY
+        return _DESK_HEADERS
     return _EVERY_RESPONSE
 
 
