@@ -20,7 +20,6 @@ the values against ``pred_contrib`` to 1e-9 and the decision logic against ``pre
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +116,7 @@ def compile_booster(booster: lgb.Booster, num_iteration: int | None = None) -> T
         features = sorted({int(node["split_feature"]) for node in splits})
         n_slots[t] = len(features)
         slot_feature[t, : len(features)] = features
-        phi, empty = _tree_table(info["tree_structure"], len(splits), features)
+        phi, empty = _tree_table(info["tree_structure"], splits, features)
         offsets[t] = size
         size += phi.size
         tables.append(phi.ravel())
@@ -152,38 +151,105 @@ def _count(node: dict[str, Any]) -> float:
     return float(node["internal_count"] if "split_index" in node else node["leaf_count"])
 
 
-def _tree_table(root: dict[str, Any], m: int, features: list[int]) -> tuple[np.ndarray, float]:
-    """SHAP values per decision pattern, shape ``(2**m, len(features))``, and ``v(empty)``.
+def _tree_table(
+    root: dict[str, Any], nodes: list[dict[str, Any]], features: list[int]
+) -> tuple[np.ndarray, float]:
+    """SHAP values per decision pattern, shape ``(2**m, len(features))`` for the ``m``
+    splits ``nodes`` (in pre-order, as :func:`_collect_splits` lists them), and ``v(empty)``.
 
     Pattern bit ``i`` is 1 when the row goes left at the split with ``split_index`` ``i``.
+    The tree is flattened here (nodes in pre-order, so children follow their parent) and
+    the tables are built by :func:`_shapley_table`, compiled and without Python's lock: a
+    server loading a new version beside the one it serves keeps answering meanwhile.
     """
-    patterns = np.arange(2**m)
-    d = len(features)
+    m = len(nodes)
+    if m == 0:
+        return np.zeros((1, 0)), float(root["leaf_value"])
     slot = {f: s for s, f in enumerate(features)}
-
-    def value(node: dict[str, Any], subset: int) -> np.ndarray:
-        """v(subset) for every pattern (subset: bitmask over slots)."""
-        if "split_index" not in node:
-            return np.full(patterns.size, float(node["leaf_value"]))
-        left = value(node["left_child"], subset)
-        right = value(node["right_child"], subset)
-        if subset >> slot[int(node["split_feature"])] & 1:
-            goes_left = (patterns >> int(node["split_index"])) & 1 == 1
-            return np.where(goes_left, left, right)
-        total = _count(node)
-        return (_count(node["left_child"]) * left + _count(node["right_child"]) * right) / total
-
-    v = [value(root, subset) for subset in range(2**d)]
-    phi = np.zeros((patterns.size, d))
-    for i in range(d):
-        for subset in range(2**d):
-            if subset >> i & 1:
-                continue
-            size = bin(subset).count("1")
-            weight = math.factorial(size) * math.factorial(d - size - 1) / math.factorial(d)
-            phi[:, i] += weight * (v[subset | 1 << i] - v[subset])
-    empty = float(v[0][0]) if v else 0.0
+    # Internal nodes by pre-order index; a child is an internal index >= 0 or ~leaf index.
+    left = np.zeros(m, dtype=np.int64)
+    right = np.zeros(m, dtype=np.int64)
+    bit = np.zeros(m, dtype=np.int64)
+    node_slot = np.zeros(m, dtype=np.int64)
+    count = np.zeros(m)
+    leaf_value = np.zeros(m + 1)
+    leaf_count = np.zeros(m + 1)
+    order = {id(node): i for i, node in enumerate(nodes)}
+    n_leaves = 0
+    for i, node in enumerate(nodes):
+        bit[i] = int(node["split_index"])
+        node_slot[i] = slot[int(node["split_feature"])]
+        count[i] = _count(node)
+        for side, target in (("left_child", left), ("right_child", right)):
+            child = node[side]
+            if "split_index" in child:
+                target[i] = order[id(child)]
+            else:
+                leaf_value[n_leaves] = float(child["leaf_value"])
+                leaf_count[n_leaves] = _count(child)
+                target[i] = ~n_leaves
+                n_leaves += 1
+    phi = np.zeros((2**m, len(features)))
+    empty = _shapley_table(left, right, bit, node_slot, count, leaf_value, leaf_count, phi)
     return phi, empty
+
+
+@numba.njit(cache=True, nogil=True)
+def _shapley_table(
+    left: np.ndarray,
+    right: np.ndarray,
+    bit: np.ndarray,
+    node_slot: np.ndarray,
+    count: np.ndarray,
+    leaf_value: np.ndarray,
+    leaf_count: np.ndarray,
+    phi: np.ndarray,
+) -> float:  # pragma: no cover - compiled by numba; tested through compile_booster
+    """Fill ``phi`` (patterns x slots) with the Shapley values of ``v(S)`` for every
+    decision pattern; return ``v(empty set)``.
+
+    ``v(S)`` for a pattern: at a split on a feature in ``S`` follow the pattern's side, at
+    any other split average both sides by their training counts.
+    """
+    m = left.shape[0]
+    n_patterns, d = phi.shape
+    n_subsets = 1 << d
+    v = np.empty((n_subsets, n_patterns))
+    value = np.empty((m, n_patterns))
+    for subset in range(n_subsets):
+        for node in range(m - 1, -1, -1):  # children (higher pre-order index) first
+            known = (subset >> node_slot[node]) & 1 == 1
+            lc, rc = left[node], right[node]
+            w_left = count[lc] if lc >= 0 else leaf_count[~lc]
+            w_right = count[rc] if rc >= 0 else leaf_count[~rc]
+            for p in range(n_patterns):
+                a = value[lc, p] if lc >= 0 else leaf_value[~lc]
+                b = value[rc, p] if rc >= 0 else leaf_value[~rc]
+                if known:
+                    value[node, p] = a if (p >> bit[node]) & 1 == 1 else b
+                else:
+                    value[node, p] = (w_left * a + w_right * b) / count[node]
+        v[subset, :] = value[0, :]
+    # Shapley weights |S|! (d - |S| - 1)! / d! by subset size.
+    factorial = np.ones(d + 1)
+    for k in range(1, d + 1):
+        factorial[k] = factorial[k - 1] * k
+    weight = np.empty(d)
+    for size in range(d):
+        weight[size] = factorial[size] * factorial[d - size - 1] / factorial[d]
+    for i in range(d):
+        for subset in range(n_subsets):
+            if (subset >> i) & 1:
+                continue
+            size = 0
+            s = subset
+            while s:
+                size += s & 1
+                s >>= 1
+            with_i = subset | (1 << i)
+            for p in range(n_patterns):
+                phi[p, i] += weight[size] * (v[with_i, p] - v[subset, p])
+    return v[0, 0]
 
 
 _NODE_ARGS = (
