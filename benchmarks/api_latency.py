@@ -82,8 +82,9 @@ def floor(customers: list[str], n: int) -> dict[str, float]:
     from nba.decision_log import DecisionLog, now_utc
     from nba.feature_store import open_store
     from nba.profiles import ENTITY_KEY, FEATURE_SERVICE
-    from serving.engine import Pending, Recommender, history_of, load_champion, profile_read
+    from serving.engine import Pending, Recommender, history_of, profile_read
     from serving.metrics import Metrics
+    from serving.models import load_champion
     from serving.online import OnlineProfiles
     from serving.schemas import RecommendationRequest
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from nba.policy.policy import Contacts, Decision
 from nba.tracking import CHALLENGER, CHAMPION, ModelRef, resolve
 from serving.errors import unavailable
 from serving.metrics import Metrics
+from serving.models import UNKNOWN_PROFILE, LoadedModel, load_apart, load_champion
 from serving.online import BatchedReader, Found, OnlineProfiles
 from serving.schemas import (
     RecommendationOut,
@@ -54,22 +55,6 @@ DEGRADED_CAUSES = {
     "store_timeout": "the online store was slower than its {:g} ms budget",
     "store_error": "the online store could not be read",
 }
-_UNKNOWN_PROFILE = profile_vector({})  # every feature unknown
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A registered policy version, loaded once."""
-
-    policy: Any  # nba.policy.policy.Policy
-    version: str
-    default_profile: np.ndarray
-    action_index: dict[str, int]  # catalog id -> position, for the contact history
-    action_names: dict[str, str]  # catalog id -> name, for the suppressed actions
-    objective: str = "acceptance"  # what the policy ranks by (see pipelines.train)
-    objective_note: str | None = None
-
-
 # Said to clients instead of the registry's own error, which names the tracking store.
 NO_MODEL_TEXT = (
     "no model is loaded yet: run `nba train --data DIR`; the server picks it up by itself"
@@ -78,33 +63,6 @@ NOTHING_REASON = (
     "Nothing is worth offering this customer right now: just help with the request. "
     "No action is expected to do more good than harm today."
 )
-
-
-def load_champion(settings: Settings, ref: ModelRef | None = None) -> LoadedModel:
-    """``models:/nba-policy@champion`` (or ``ref``), loaded through MLflow; raises
-    NBAError if there is none."""
-    import mlflow
-
-    ref = ref or resolve(CHAMPION, settings)
-    model = mlflow.pyfunc.load_model(ref.pinned_uri).unwrap_python_model()
-    # Versions logged before the typical profile existed rank an unreadable profile as
-    # all-unknown (NaN) instead.
-    default = getattr(model, "default_profile", _UNKNOWN_PROFILE)
-    model.policy.model.predict_threads = 1
-    if model.policy.uplift is not None:
-        model.policy.uplift.predict_threads = 1  # a dozen rows: threads only cost
-    model.policy.model.prepare()
-    actions = model.policy.catalog.actions
-    objective = getattr(model, "objective", {})
-    return LoadedModel(
-        model.policy,
-        ref.version,
-        default,
-        {a.id: j for j, a in enumerate(actions)},
-        {a.id: a.name for a in actions},
-        "incremental" if model.policy.uplift is not None else "acceptance",
-        objective.get("note"),
-    )
 
 
 @dataclass(frozen=True)
@@ -120,7 +78,7 @@ class ProfileRead:
 def profile_read(found: Found) -> ProfileRead:
     """What the policy needs of an online read (``None``: the customer is unknown)."""
     if found is None:
-        return ProfileRead(_UNKNOWN_PROFILE, "", None, False)
+        return ProfileRead(UNKNOWN_PROFILE, "", None, False)
     row, ts = found
     return ProfileRead(profile_vector(row), str(row.get("active_products") or ""), ts, True)
 
@@ -208,7 +166,7 @@ class Recommender:
             ref = resolve(CHAMPION, self.settings)  # NBAError naming the fix if none
             if self.model is not None and self.model.version == ref.version:
                 return False
-            loaded = load_champion(self.settings, ref)
+            loaded = self._load(ref)
         except Exception as exc:
             self.model_error = str(exc)
             log.warning("no model loaded", extra={"error": str(exc)})
@@ -218,6 +176,13 @@ class Recommender:
         log.info("model loaded", extra={"model_version": loaded.version})
         self.load_challenger()
         return True
+
+    def _load(self, ref: ModelRef) -> LoadedModel:
+        """In this process at start; in a helper process once a version answers requests,
+        so that they are not kept waiting (see :mod:`serving.models`)."""
+        if self.model is None:
+            return load_champion(self.settings, ref)
+        return load_apart(self.settings, ref)
 
     def load_challenger(self) -> bool:
         """With challenger traffic on, load @challenger if it is another version than the
@@ -235,7 +200,7 @@ class Recommender:
         if self.challenger is not None and self.challenger.version == ref.version:
             return False
         try:
-            self.challenger = load_champion(self.settings, ref)
+            self.challenger = self._load(ref)
         except Exception as exc:
             self.challenger = None
             log.warning("challenger not loaded", extra={"error": str(exc)})

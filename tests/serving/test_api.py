@@ -7,26 +7,28 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from nba.exceptions import NBAError
 from nba.feature_store import open_store
 from nba.policy.exploration import Exploration, in_control
 from nba.policy.policy import COLD_REASON
-from nba.tracking import MODEL_NAME, configure, set_alias
+from nba.tracking import CHAMPION, MODEL_NAME, ModelRef, configure, resolve, set_alias
 from serving.engine import (
     DEGRADED_REASON_TEXT,
     Pending,
     ProfileRead,
     Recommender,
-    load_champion,
     profile_read,
 )
 from serving.keys import revoke_key
 from serving.metrics import Metrics
+from serving.models import load_apart, load_champion
 from serving.online import OnlineProfiles
 from serving.schemas import RecommendationRequest
 from tests.serving.conftest import Api, ApiFactory, Workspace, break_online_store
@@ -361,6 +363,55 @@ def test_reload_swaps_the_champion_without_a_failed_request(sqlite_api: Api) -> 
     versions = [v for _, v in seen]
     assert versions[0] == str(current.version) and versions[-1] == str(new.version)
     assert set(versions) == {str(current.version), str(new.version)}
+
+
+def test_a_version_loaded_apart_answers_exactly_as_one_loaded_here(sqlite_api: Api) -> None:
+    """The server loads new versions in a helper process and unpickles them: same answers,
+    reasons included, as the version loaded in its own process."""
+    api = sqlite_api
+    ref = resolve(CHAMPION, api.settings)
+    here, apart = load_champion(api.settings, ref), load_apart(api.settings, ref)
+    assert (apart.version, apart.objective) == (here.version, here.objective)
+    rec = Recommender(api.settings, api.log, Metrics())
+    reader = OnlineProfiles(open_store(api.settings))
+    compared = 0
+    for cid in api.workspace.customers[:20]:
+        found = reader.read(cid)
+        if found is None:
+            continue
+        req = RecommendationRequest(customer_id=cid, channel="phone", reason="complaint")
+        profile = profile_read(found)
+        a, b = (rec.decide_batch(m, [Pending(m, req, profile, [])])[0] for m in (here, apart))
+        assert [(r.action_id, r.propensity, r.reasons) for r in a.recommendations] == [
+            (r.action_id, r.propensity, r.reasons) for r in b.recommendations
+        ]
+        compared += bool(a.recommendations)
+    assert compared >= 5
+
+
+def test_a_version_that_cannot_be_loaded_leaves_the_served_one_answering(
+    sqlite_api: Api, tmp_path: Path
+) -> None:
+    api = sqlite_api
+    configure(api.settings)
+    current = MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion")
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()
+    (broken / "MLmodel").write_text("this is not a model\n", encoding="utf-8")
+    bad = mlflow.register_model(broken.as_uri(), MODEL_NAME)
+    with pytest.raises(NBAError, match=f"model version {bad.version} could not be loaded"):
+        load_apart(
+            api.settings, ModelRef(f"models:/{MODEL_NAME}/{bad.version}", str(bad.version), None)
+        )
+    set_alias("champion", str(bad.version), api.settings)
+    try:
+        r = api.client.post("/admin/reload", headers=api.headers("admin"))
+        assert r.status_code == 200
+        assert r.json() == {"model_version": str(current.version), "changed": False}
+        answer = api.recommend(api.workspace.customers[1])
+        assert answer["model_version"] == str(current.version)
+    finally:
+        set_alias("champion", str(current.version), api.settings)
 
 
 def test_metrics_count_decisions_outcomes_and_latency(sqlite_api: Api) -> None:
