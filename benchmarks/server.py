@@ -13,12 +13,13 @@ from pathlib import Path
 
 @contextmanager
 def nba_serve(
-    env: dict[str, str], port: int, wait: float = 120
+    env: dict[str, str], port: int, wait: float = 120, workers: int = 1
 ) -> Iterator[subprocess.Popen[bytes]]:
     """The server on loopback ``port`` once ``/readyz`` answers 200; exits the script with a
     message if it does not within ``wait`` seconds."""
+    nba = str(Path(sys.executable).with_name("nba"))
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("nba")), "serve", "--port", str(port)],
+        [nba, "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

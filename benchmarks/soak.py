@@ -62,10 +62,18 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """Resident memory of ``pid`` and its descendants (the workers of `nba serve --workers`)."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += rss_kib(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass  # ended while being read
+    return total
 
 
 class Connection:
@@ -199,6 +207,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="recommendations per second")
     parser.add_argument("--every", type=float, default=60.0, help="seconds between faults")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--workers", type=int, default=1, help="nba serve --workers")
     args = parser.parse_args()
 
     home = Path(os.environ.setdefault("NBA_HOME", str((ROOT / ".nba").resolve())))
@@ -217,7 +226,7 @@ def main() -> int:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; {len(ids):,} customers; {args.rate:g} req/s for "
-        f"{args.minutes:g} min, a fault every {args.every:g} s"
+        f"{args.minutes:g} min, a fault every {args.every:g} s; {args.workers} worker(s)"
     )
     soak = Soak()
     with running_postgres() as pg:
@@ -230,7 +239,7 @@ def main() -> int:
             NBA_LOG_LEVEL="error",
             NBA_ACCESS_LOG="false",
         )
-        with nba_serve(env, args.port) as server:
+        with nba_serve(env, args.port, workers=args.workers) as server:
             seconds = args.minutes * 60
             stop = threading.Event()
 

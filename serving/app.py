@@ -89,6 +89,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def worker_app() -> FastAPI:
+    """The app of one worker process of ``nba serve --workers N``: settings and JSON logs
+    from the environment, as the parent process had them."""
+    from serving.logs import configure_json_logging
+
+    settings = get_settings()
+    configure_json_logging(settings.log_level)
+    # uvicorn silences its own access lines in the parent only; the app writes its own.
+    logging.getLogger("uvicorn.access").propagate = False
+    return create_app(settings)
+
+
 async def _poll(state: ServerState, recommender: Recommender) -> None:
     """Pick up a new @champion, or the first model and the feature store after a late
     `make demo` (or a store that was missing at start), without a restart."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from nba.config import Settings
+from nba.config import Settings, get_settings
 
 _TIMEOUT_BODY = b'{"code": "request_timeout", "detail": "the request did not arrive in time"}'
 _TIMEOUT_ANSWER = (
@@ -81,19 +81,39 @@ def protocol_class(settings: Settings) -> type[DeadlineProtocol]:
     )
 
 
-def run(app: Any, settings: Settings, host: str, port: int) -> None:
-    """Serve ``app`` until stopped (one worker)."""
+class SettingsDeadlineProtocol(DeadlineProtocol):
+    """The protocol of worker processes (``nba serve --workers N``): each worker reads the
+    deadline from its own settings, since a class made at run time cannot be sent to it."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.request_timeout = get_settings().request_timeout_seconds
+        super().connection_made(transport)
+
+
+def run(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Serve the API until stopped: in this process, or in ``workers`` processes sharing
+    the port (each with its own model, decision-log writer and online-store reader)."""
     import uvicorn
 
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,  # the app writes its own JSON access line (no customer data)
-        loop="uvloop",
-        http=protocol_class(settings),
-        limit_concurrency=settings.max_connections,
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=10,
-    )
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,  # the app writes its own JSON access line (no customer data)
+        "loop": "uvloop",
+        "limit_concurrency": settings.max_connections,  # per worker
+        "timeout_keep_alive": 5,
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers > 1:
+        uvicorn.run(
+            "serving.app:worker_app",
+            factory=True,
+            workers=workers,
+            http="serving.server:SettingsDeadlineProtocol",
+            **common,
+        )
+        return
+    from serving.app import create_app
+
+    uvicorn.run(create_app(settings), http=protocol_class(settings), **common)

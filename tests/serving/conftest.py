@@ -174,13 +174,13 @@ def cli_key(env: dict[str, str], scopes: str) -> str:
 
 @contextmanager
 def nba_server(
-    env: dict[str, str], port: int, stderr: Path | None = None
+    env: dict[str, str], port: int, stderr: Path | None = None, workers: int = 1
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`nba serve` as a real process on loopback, once it is ready; stopped afterwards.
     Its log lines go to ``stderr`` if given."""
     err = stderr.open("wb") if stderr is not None else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [NBA, "serve", "--port", str(port)],
+        [NBA, "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=err,

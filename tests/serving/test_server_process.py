@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,45 @@ from tests.conftest import free_port
 from tests.serving.conftest import NBA, Workspace, cli_key, nba_server, post_json, server_env
 
 pytestmark = pytest.mark.slow
+
+
+def _worker_pids(server_pid: int) -> list[int]:
+    children = (Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text()).split()
+    return [
+        int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def test_several_workers_share_the_port_and_the_decision_log(
+    sqlite_workspace: Workspace, tmp_path: Path
+) -> None:
+    log_url = f"sqlite:///{tmp_path / 'decision_log.db'}"
+    env = server_env(sqlite_workspace, log_url)
+    key = cli_key(env, "recommend,outcomes")
+    port = free_port()
+    customers = sqlite_workspace.customers[:60]
+    with nba_server(env, port, workers=2) as proc:
+        assert len(_worker_pids(proc.pid)) == 2
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers = list(
+                pool.map(
+                    lambda cid: post_json(
+                        port, "/v1/recommendations", {"customer_id": cid, "channel": "chat"}, key
+                    ),
+                    customers,
+                )
+            )
+        # Each answer can be read back through either worker: one log, shared.
+        for a in answers:
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/decisions/{a['decision_id']}",
+                headers={"X-API-Key": key},
+            )
+            with urllib.request.urlopen(req) as r:
+                assert json.loads(r.read())["decision_id"] == a["decision_id"]
+    log = DecisionLog(log_url)
+    assert log.count("served") == len(customers)
+    log.close()
 
 
 def test_acknowledged_outcomes_survive_kill_9(sqlite_workspace: Workspace, tmp_path: Path) -> None:
