@@ -124,6 +124,7 @@ KeyFn = Callable[[np.ndarray], np.ndarray]
 
 
 @functools.cache
+@functools.cache
 def text_key(feature: str) -> KeyFn | None:
     """A vectorised function with: equal keys -> equal sentences (for present values), so
     a batch formats one sentence per key rather than per value; ``None``: the value itself.
@@ -342,6 +343,11 @@ def _reason_of(row: np.ndarray) -> str | None:
     return _reason_of_code(float(row[_REASON_COLUMN]))
 
 
+_FEW = 64
+"""Candidates below which :func:`_sentence_ids` goes one by one (an API answer: a few
+rows), above which it works per column (batch scoring: millions)."""
+
+
 def _sentence_ids(
     top: np.ndarray, positive: np.ndarray, x: np.ndarray
 ) -> tuple[np.ndarray, list[str]]:
@@ -350,6 +356,14 @@ def _sentence_ids(
     ids = np.full(top.shape, -1, dtype=np.int64)
     index: dict[str, int] = {}
     rows = np.nonzero(positive)
+    if rows[0].size <= _FEW:
+        # Per-column numpy work costs more than it saves on a dozen candidates.
+        for r, q in zip(rows[0].tolist(), rows[1].tolist(), strict=True):
+            value = float(x[r, top[r, q]])
+            text = _sentence_of(int(top[r, q]), None if math.isnan(value) else value)
+            if text:
+                ids[r, q] = index.setdefault(text, len(index))
+        return ids, list(index)
     cols = top[rows]
     values = x[rows[0], cols]
     for col in np.unique(cols).tolist():
@@ -377,6 +391,18 @@ def _sentence_ids(
                     found[u] = index.setdefault(text, len(index))
             ids[rows[0][sel[part]], rows[1][sel[part]]] = found[inverse[part]]
     return ids, list(index)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _sentence_of(col: int, value: float | None) -> str | None:
+    """The sentence of model column ``col`` at ``value`` (``None``: missing), as the
+    per-column path makes it."""
+    feature = base_feature(MODEL_COLUMNS[col])
+    if value is None:
+        value = float("nan")
+    if col == _REASON_COLUMN:
+        return sentence(feature, value, _reason_of_code(value))
+    return sentence(feature, value)
 
 
 def _reason_of_code(code: float) -> str | None:

@@ -158,3 +158,9 @@ def test_fast_reasons_equal_lightgbm_pred_contrib_and_top_reasons(world: dict[st
             row = x[rows[r]]
             expected = top_reasons(fast[r].tolist(), row.tolist(), _reason_of(row), 3)
             assert lists.row(r) == expected
+        # A few rows at a time (an API answer) take the one-by-one path: same sentences.
+        for start in range(0, min(len(rows), 400), 4):
+            few = reason_lists(fast[start : start + 4], x[rows[start : start + 4]], k=3)
+            assert [few.row(i) for i in range(len(few.offsets) - 1)] == [
+                lists.row(r) for r in range(start, min(start + 4, len(rows)))
+            ]
