@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -9,6 +10,32 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def _cpu_ticks(pid: int) -> int:
+    """CPU time used so far by ``pid`` and its descendants, in clock ticks."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = int(fields[11]) + int(fields[12])  # utime, stime
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += sum(_cpu_ticks(int(c)) for c in (task / "children").read_text().split())
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    return total
+
+
+def _settle(pid: int, deadline: float) -> None:
+    """Wait until the server stops using CPU: with several workers, /readyz answers as soon
+    as one is ready while the others still load their model, and a load started then
+    queues behind them."""
+    per_second = os.sysconf("SC_CLK_TCK")
+    last = _cpu_ticks(pid)
+    while time.time() < deadline:
+        time.sleep(1)
+        now = _cpu_ticks(pid)
+        if now - last < 0.1 * per_second:
+            return
+        last = now
 
 
 @contextmanager
@@ -36,6 +63,7 @@ def nba_serve(
             if time.time() > deadline or server.poll() is not None:
                 sys.exit("the server did not become ready")
             time.sleep(0.5)
+        _settle(server.pid, deadline)
         yield server
     finally:
         server.terminate()

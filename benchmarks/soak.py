@@ -299,6 +299,13 @@ def main() -> int:
               f"slowest {slowest * 1000:.0f} ms")  # fmt: skip
     for kind, a, _ in soak.windows:
         print(f"  fault at {a - started:5.0f} s: {kind}")
+    # Drift over time (a growing log, memory) shows here, apart from the faults' effect.
+    minutes: dict[int, list[float]] = {}
+    for r in soak.records:
+        if r.sent >= warm and not in_fault(r.sent) and r.status == 200:
+            minutes.setdefault(int((r.sent - started) // 60), []).append(r.seconds * 1000)
+    print("p99 outside fault windows, minute by minute: " + ", ".join(
+        f"{_pct(v, 0.99):.0f}" for _, v in sorted(minutes.items())) + " ms")  # fmt: skip
     if soak.memory:
         mem = [m for _, m in soak.memory]
         early = statistics.mean(mem[: max(len(mem) // 10, 1)])
