@@ -51,7 +51,7 @@ def serve(
             min=1,
             max=64,
             help="Worker processes sharing the port, each with its own copy of the model "
-            "(about 550 MB for the demo's); more answers per second on more cores.",
+            "(about 500-600 MB for the demo's); more answers per second on more cores.",
         ),
     ] = 1,
 ) -> None:
