@@ -12,15 +12,27 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the workers of `nba serve --workers`), as they are now."""
+    pids = [pid]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                pids += process_tree(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass  # ended while being read
+    return pids
+
+
 def _cpu_ticks(pid: int) -> int:
     """CPU time used so far by ``pid`` and its descendants, in clock ticks."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total = int(fields[11]) + int(fields[12])  # utime, stime
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            total += sum(_cpu_ticks(int(c)) for c in (task / "children").read_text().split())
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
     return total
 
 

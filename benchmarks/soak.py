@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parent.parent
 WARM_UP_SECONDS = 10
 sys.path.insert(0, str(ROOT))
-from benchmarks.server import nba_serve  # noqa: E402
+from benchmarks.server import nba_serve, process_tree  # noqa: E402
 
 if TYPE_CHECKING:
     from tests.conftest import PostgresServer
@@ -64,15 +64,12 @@ def _pct(values: list[float], q: float) -> float:
 def rss_kib(pid: int) -> int:
     """Resident memory of ``pid`` and its descendants (the workers of `nba serve --workers`)."""
     total = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += rss_kib(int(child))
-    except (FileNotFoundError, ProcessLookupError):
-        pass  # ended while being read
+    for p in process_tree(pid):
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended while being read
+        total += sum(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS:"))
     return total
 
 

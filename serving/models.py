@@ -30,8 +30,6 @@ from nba.tracking import CHAMPION, ModelRef, resolve
 UNKNOWN_PROFILE = profile_vector({})  # every feature unknown
 LOAD_TIMEOUT_SECONDS = 300.0  # a helper process that takes longer is stopped
 
-log = logging.getLogger("nba.serving")
-
 
 @dataclass(frozen=True)
 class LoadedModel:

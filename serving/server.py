@@ -25,11 +25,12 @@ _TIMEOUT_ANSWER = (
 
 
 class DeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline on every incoming request."""
-
-    request_timeout = 10.0  # set per server by :func:`protocol_class`
+    """uvicorn's httptools protocol with a deadline on every incoming request. The deadline
+    comes from the process's settings, so that worker processes (``--workers N``), which
+    are sent this class by name, read it too."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.request_timeout = get_settings().request_timeout_seconds
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._arm()
@@ -73,26 +74,10 @@ class DeadlineProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def protocol_class(settings: Settings) -> type[DeadlineProtocol]:
-    return type(
-        "ServerProtocol",
-        (DeadlineProtocol,),
-        {"request_timeout": settings.request_timeout_seconds},
-    )
-
-
-class SettingsDeadlineProtocol(DeadlineProtocol):
-    """The protocol of worker processes (``nba serve --workers N``): each worker reads the
-    deadline from its own settings, since a class made at run time cannot be sent to it."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        self.request_timeout = get_settings().request_timeout_seconds
-        super().connection_made(transport)
-
-
 def run(settings: Settings, host: str, port: int, workers: int = 1) -> None:
-    """Serve the API until stopped: in this process, or in ``workers`` processes sharing
-    the port (each with its own model, decision-log writer and online-store reader)."""
+    """Serve the API with the environment's ``settings`` until stopped: in this process, or
+    in ``workers`` processes sharing the port (each with its own model, decision-log writer
+    and online-store reader)."""
     import uvicorn
 
     common: dict[str, Any] = {
@@ -110,10 +95,10 @@ def run(settings: Settings, host: str, port: int, workers: int = 1) -> None:
             "serving.app:worker_app",
             factory=True,
             workers=workers,
-            http="serving.server:SettingsDeadlineProtocol",
+            http="serving.server:DeadlineProtocol",
             **common,
         )
         return
     from serving.app import create_app
 
-    uvicorn.run(create_app(settings), http=protocol_class(settings), **common)
+    uvicorn.run(create_app(settings), http=DeadlineProtocol, **common)

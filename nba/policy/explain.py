@@ -382,11 +382,7 @@ def _sentence_ids(
             found = np.full(uniq.size, -1, dtype=np.int64)
             for u in np.unique(inverse[part]).tolist():
                 # Any value with this key makes the same sentence: take the first one.
-                value = float("nan") if flag else float(present[first[u]])
-                if col == _REASON_COLUMN:
-                    text = sentence(feature, value, _reason_of_code(value))
-                else:
-                    text = sentence(feature, value)
+                text = _sentence_of(col, None if flag else float(present[first[u]]))
                 if text:
                     found[u] = index.setdefault(text, len(index))
             ids[rows[0][sel[part]], rows[1][sel[part]]] = found[inverse[part]]
@@ -395,8 +391,8 @@ def _sentence_ids(
 
 @functools.lru_cache(maxsize=1 << 16)
 def _sentence_of(col: int, value: float | None) -> str | None:
-    """The sentence of model column ``col`` at ``value`` (``None``: missing), as the
-    per-column path makes it."""
+    """The sentence of model column ``col`` at ``value`` (``None``: missing); cached, since
+    one answer after another asks for the same few."""
     feature = base_feature(MODEL_COLUMNS[col])
     if value is None:
         value = float("nan")
