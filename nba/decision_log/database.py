@@ -162,14 +162,15 @@ class Database:
         return False
 
     def probe(self, conn: Any) -> None:
-        """Raise unless a write could commit now: SQLite takes (and gives back) the write
-        lock; PostgreSQL answers a query."""
+        """Raise unless a write could commit now: SQLite takes the write lock (unless this
+        transaction holds it already), PostgreSQL answers a query. Inside the writer's
+        transaction: it ends with the group's commit, never rolling back a neighbour's
+        record."""
         if self.kind == "sqlite":
-            conn.execute("BEGIN IMMEDIATE")
-            conn.rollback()
+            if not conn.in_transaction:
+                conn.execute("BEGIN IMMEDIATE")
         else:
             conn.execute("SELECT 1").fetchone()
-            conn.rollback()
 
     def columns(self, conn: Any, table: str) -> set[str]:
         if self.kind == "sqlite":

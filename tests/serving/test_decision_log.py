@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,3 +181,42 @@ def test_only_the_api_s_log_has_a_deadline(log_url: str) -> None:
     finally:
         batch.close()
         api.close()
+
+
+def test_a_readiness_probe_grouped_with_records_commits_them_all(log_url: str) -> None:
+    """Under load, a readiness probe shares a commit with the records queued beside it: it
+    must neither fail them (SQLite) nor roll them back (PostgreSQL)."""
+    log = DecisionLog(log_url)
+    log.start()
+    try:
+        blocker = _hold_the_write_lock(log_url)
+        first = log.submit(_served("P0", "C1", ["a"], minutes_ago=3))  # waits for the lock
+        queued = [
+            log.submit(_served("P1", "C1", ["a"], minutes_ago=2)),
+            log.submit(None),
+            log.submit(_served("P2", "C2", ["b"], minutes_ago=1)),
+            log.submit(None),
+        ]
+        blocker.rollback()
+        blocker.close()
+        for fut in [first, *queued]:
+            fut.result(timeout=30)
+        assert log.problem is None
+        assert all(log.decision(d) is not None for d in ("P0", "P1", "P2"))
+    finally:
+        log.close()
+
+
+def _hold_the_write_lock(url: str) -> Any:
+    """Another connection holding the log's write lock until it rolls back."""
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        return conn
+    import psycopg
+
+    pg = psycopg.connect(url)
+    pg.execute("LOCK TABLE served IN EXCLUSIVE MODE")
+    return pg
