@@ -21,6 +21,12 @@ from typing import Any
 import numpy as np
 import yaml
 
+from nba.contact_policy import (
+    CompanyPolicy,
+    ContactPolicy,
+    parse_action_policy,
+    parse_company_policy,
+)
 from nba.exceptions import CatalogError, ExpressionError
 from nba.profiles import NUMERIC_FEATURE_NAMES
 from nba.vocabulary import CHANNELS, FAMILIES
@@ -37,7 +43,7 @@ LEGACY_NOTE = (
     "ranked by chance of a yes x value; add 'objective: incremental' to learn what each "
     "action changes over the following months instead"
 )
-_TOP_KEYS = {"actions", "objective", "horizon_days"}
+_TOP_KEYS = {"actions", "objective", "horizon_days", "contact_policy"}
 
 _ACTION_KEYS = {
     "id",
@@ -52,7 +58,6 @@ _ACTION_KEYS = {
     "contact_policy",
     "lever",
 }
-_POLICY_KEYS = {"max_offers", "window_days", "suppress_after_declines", "suppress_days"}
 
 Array = np.ndarray
 Features = Mapping[str, Array]
@@ -211,16 +216,6 @@ def _eval(node: ast.AST, f: Features) -> Any:
 
 
 @dataclass(frozen=True)
-class ContactPolicy:
-    """How often an action may be presented (all limits optional)."""
-
-    max_offers: int | None = None
-    window_days: int | None = None
-    suppress_after_declines: int | None = None
-    suppress_days: int | None = None
-
-
-@dataclass(frozen=True)
 class Action:
     """One entry of the catalog."""
 
@@ -269,6 +264,8 @@ class Catalog:
     change in revenue over ``horizon_days``); ``acceptance``: by chance of a yes x value."""
     horizon_days: int = DEFAULT_HORIZON_DAYS
     notes: tuple[str, ...] = ()
+    company_policy: CompanyPolicy = field(default_factory=CompanyPolicy)
+    """Contact limits across families and all actions (:mod:`nba.contact_policy`)."""
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -340,7 +337,8 @@ def parse_catalog(raw: Any, *, source: str = "actions.yaml") -> Catalog:
             raise CatalogError(f"{source}: action #{i}: duplicate id '{action.id}'")
         seen.add(action.id)
         actions.append(action)
-    return Catalog(tuple(actions), source, objective, horizon, notes)
+    company = parse_company_policy(raw.get("contact_policy"), source)
+    return Catalog(tuple(actions), source, objective, horizon, notes, company)
 
 
 def _parse_objective(raw: dict[str, Any], source: str) -> tuple[str, int, tuple[str, ...]]:
@@ -417,7 +415,7 @@ def _parse_action(entry: Any, where: str) -> Action:
         eligibility=None
         if eligibility is None
         else parse_expression(eligibility, where=f"{where}: key 'eligibility'"),
-        contact_policy=_parse_policy(entry.get("contact_policy"), where),
+        contact_policy=parse_action_policy(entry.get("contact_policy"), where),
         lever=_number(entry.get("lever", 1.0), where, "lever", minimum=0.0),
     )
 
@@ -445,39 +443,3 @@ def _number(value: Any, where: str, key: str, *, minimum: float) -> float:
     if value < minimum:
         raise CatalogError(f"{where}: key '{key}': {value} is below the minimum {minimum:g}")
     return float(value)
-
-
-def _parse_policy(raw: Any, where: str) -> ContactPolicy:
-    if raw is None:
-        return ContactPolicy()
-    if not isinstance(raw, dict):
-        raise CatalogError(f"{where}: key 'contact_policy': expected a mapping")
-    unknown = sorted(set(raw) - _POLICY_KEYS)
-    if unknown:
-        raise CatalogError(
-            f"{where}: key 'contact_policy': unknown key(s) {unknown}; "
-            f"allowed: {sorted(_POLICY_KEYS)}"
-        )
-    values: dict[str, int | None] = {}
-    for key in _POLICY_KEYS:
-        v = raw.get(key)
-        if v is None:
-            values[key] = None
-            continue
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise CatalogError(
-                f"{where}: key 'contact_policy.{key}': expected a whole number, got {v!r}"
-            )
-        if v <= 0:
-            raise CatalogError(f"{where}: key 'contact_policy.{key}': {v} must be positive")
-        values[key] = v
-    policy = ContactPolicy(**values)
-    if (policy.max_offers is None) != (policy.window_days is None):
-        raise CatalogError(
-            f"{where}: key 'contact_policy': max_offers and window_days go together"
-        )
-    if (policy.suppress_after_declines is None) != (policy.suppress_days is None):
-        raise CatalogError(
-            f"{where}: key 'contact_policy': suppress_after_declines and suppress_days go together"
-        )
-    return policy

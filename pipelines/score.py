@@ -46,6 +46,7 @@ from nba.policy.policy import Contacts, Policy
 from nba.profiles import NUMERIC_FEATURE_NAMES, RECENCY_HORIZON_DAYS, compute_profiles
 from nba.tracking import CHAMPION, ModelRef, resolve
 from pipelines.features import latest_as_of, read_build_manifest
+from pipelines.policy_audit import PolicyAudit, audit
 
 DEFAULT_CHUNK = 50_000
 Engine = Literal["local", "spark"]
@@ -74,6 +75,7 @@ class ScoreReport:
     examples: pd.DataFrame
     """The recommendations of the first few contacts, with the actions' names."""
     allocation: Allocation | None = None
+    policy_audit: PolicyAudit | None = None
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -276,7 +278,8 @@ def chunk_history(job: ScoringJob, keys: pa.Table) -> History:
         rows = con.sql(f"""
             SELECT k.i, d.action_id,
                    date_diff('microsecond', d.timestamp, k.ts) / 86400000000.0 AS age,
-                   d.outcome = 'declined' AS declined
+                   d.outcome = 'declined' AS declined,
+                   d.outcome = 'accepted' AS accepted
             FROM history_keys k JOIN (SELECT * FROM decisions_by_customer
                                       WHERE customer_id BETWEEN '{lo}' AND '{hi}') d
               ON d.customer_id = k.customer_id AND d.timestamp < k.ts
@@ -289,6 +292,7 @@ def chunk_history(job: ScoringJob, keys: pa.Table) -> History:
         index.get_indexer(rows.column("action_id").to_numpy(zero_copy_only=False)),
         rows.column("age").to_numpy(),
         rows.column("declined").to_numpy(zero_copy_only=False).astype(bool),
+        rows.column("accepted").to_numpy(zero_copy_only=False).astype(bool),
     )
 
 
@@ -427,11 +431,14 @@ def score(
     spark_master: str | None = None,
     capacity: list[str] | None = None,
     budget: list[str] | None = None,
+    audit_contact_policy: bool = False,
 ) -> ScoreReport:
     """Score contacts and write the contract's ``recommendations`` Parquet to ``out``.
 
     With ``capacity`` (``action_id=N``) or ``budget`` (``family=AMOUNT``) limits, ``out``
     holds one allocated action per contact (:mod:`nba.allocation`) instead of the top-k.
+    ``audit_contact_policy`` counts the first recommendations again against the company's
+    contact policy from the files alone (:mod:`pipelines.policy_audit`).
     """
     s = settings or get_settings()
     if chunk_size < 1:
@@ -455,15 +462,16 @@ def score(
             chunks, resumed = run_local(job, parts, top_k, chunk_size, progress)
         n_contacts = len(job.contacts)
         source = job.profile_source
+        ranked = out.with_name(out.name + ".ranked") if limits else out
+        n_rows, mix, examples = join_parts(parts, chunks, ranked)
+        parts.remove()
+        allocation = None
+        if limits:
+            allocation, n_rows, mix = allocate_file(ranked, out, limits, job.policy)
+            ranked.unlink()
+        checked = audit(job.dataset, job.contacts, out, catalog) if audit_contact_policy else None
     finally:
         job.close()
-    ranked = out.with_name(out.name + ".ranked") if limits else out
-    n_rows, mix, examples = join_parts(parts, chunks, ranked)
-    parts.remove()
-    allocation = None
-    if limits:
-        allocation, n_rows, mix = allocate_file(ranked, out, limits, job.policy)
-        ranked.unlink()
     names = {a.id: a.name for a in job.policy.catalog.actions}
     if len(examples):
         examples["name"] = examples["action_id"].map(names)
@@ -483,6 +491,7 @@ def score(
         mix=mix,
         examples=examples,
         allocation=allocation,
+        policy_audit=checked,
         notes=[*job.dataset.notes, *([parts.note] if parts.note else [])],
         warnings=list(job.dataset.warnings),
     )

@@ -59,15 +59,17 @@ def model_input(job: ScoringJob, chunk: pd.DataFrame) -> pd.DataFrame:
 def _history_json(history: History, n: int, job: ScoringJob) -> list[str]:
     ids = job.policy.catalog.ids
     rows: list[list[list[object]]] = [[] for _ in range(n)]
-    for i, a, age, declined in zip(
+    for i, a, age, declined, accepted in zip(
         history.contact.tolist(),
         history.action.tolist(),
         history.age_days.tolist(),
         history.declined.tolist(),
+        history.accepted.tolist(),
         strict=True,
     ):
-        # Only 'declined' matters to the contact policy; other outcomes count as offers.
-        rows[i].append([ids[a] if a >= 0 else "", age, "declined" if declined else "offered"])
+        # The contact policy reads declines and acceptances; other outcomes count as offers.
+        outcome = "declined" if declined else "accepted" if accepted else "offered"
+        rows[i].append([ids[a] if a >= 0 else "", age, outcome])
     return [json.dumps(r) for r in rows]
 
 

@@ -85,11 +85,11 @@ def profile_read(found: Found) -> ProfileRead:
 
 def history_of(
     model: LoadedModel, outcomes: list[tuple[str, float, str]]
-) -> list[tuple[int, float, bool]]:
+) -> list[tuple[int, float, bool, bool]]:
     """The decision log's outcomes as the contact policy counts them: (catalog index, age
-    in days, declined)."""
+    in days, declined, accepted)."""
     index = model.action_index
-    return [(index.get(a, -1), age, o == "declined") for a, age, o in outcomes]
+    return [(index.get(a, -1), age, o == "declined", o == "accepted") for a, age, o in outcomes]
 
 
 @dataclass
@@ -99,7 +99,7 @@ class Pending:
     model: LoadedModel
     req: RecommendationRequest
     profile: ProfileRead
-    history: list[tuple[int, float, bool]]
+    history: list[tuple[int, float, bool, bool]]
     future: asyncio.Future[Decision] | None = None  # None: scored directly (benchmark)
 
 
@@ -246,20 +246,17 @@ class Recommender:
 
     async def history(
         self, model: LoadedModel, customer_id: str, now: datetime
-    ) -> list[tuple[int, float, bool]]:
-        """The customer's reported outcomes: (catalog index, age in days, declined)."""
+    ) -> list[tuple[int, float, bool, bool]]:
+        """The customer's reported outcomes: (catalog index, age in days, declined,
+        accepted)."""
         return history_of(model, await self.log.history_async(customer_id, now))
 
     def decide_batch(self, model: LoadedModel, batch: Sequence[Pending]) -> list[Decision]:
         """One policy call for several answers (rows are independent: batching changes
         nothing in any answer, only the per-call overhead)."""
-        h_contact, h_action, h_age, h_declined = [], [], [], []
-        for i, p in enumerate(batch):
-            for action, age, declined in p.history:
-                h_contact.append(i)
-                h_action.append(action)
-                h_age.append(age)
-                h_declined.append(declined)
+        history = History.from_rows(
+            [(i, *past) for i, p in enumerate(batch) for past in p.history]
+        )
         contacts = Contacts(
             contact_id=[p.req.customer_id for p in batch],
             customer_id=[p.req.customer_id for p in batch],
@@ -267,12 +264,7 @@ class Recommender:
             reason=[p.req.reason for p in batch],
             profile_x=np.vstack([p.profile.x for p in batch]),
             active_products=[p.profile.active_products for p in batch],
-            history=History(
-                np.array(h_contact, dtype=int),
-                np.array(h_action, dtype=int),
-                np.array(h_age, dtype=float),
-                np.array(h_declined, dtype=bool),
-            ),
+            history=history,
             cold=np.array([not p.profile.known for p in batch]),
         )
         limit = None if self._all_candidates else max(p.req.limit for p in batch)

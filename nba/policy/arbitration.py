@@ -1,21 +1,25 @@
 """Arbitration: which actions may be shown, and in which order.
 
 For each contact and catalog action, in this order: the action's eligibility rule and the
-contract's built-in rules, the channel, the contact policy (offers in a window, declines),
-then priority = propensity x (value - cost) x lever. Actions at or below zero are dropped:
-recommending nothing is a valid answer. Every dropped action keeps the rule that dropped it.
-Ties are broken by catalog order, so the same input always gives the same ranking.
+contract's built-in rules, the channel, the action's contact policy (offers in a window,
+declines), the company's contact policy (per family, across all actions, a pause after an
+accepted action: :mod:`nba.contact_policy`), then priority = propensity x (value - cost) x
+lever. Actions at or below zero are dropped: recommending nothing is a valid answer. Every
+dropped action keeps the rule that dropped it. Ties are broken by catalog order, so the
+same input always gives the same ranking.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from nba.catalog import Catalog
 from nba.profiles import NUMERIC_FEATURE_NAMES
+from nba.vocabulary import FAMILIES
 
 OK = 0
 RULE_ELIGIBILITY = 1
@@ -26,6 +30,13 @@ RULE_MAX_OFFERS = 5
 RULE_DECLINES = 6
 RULE_VALUE_UNKNOWN = 7
 RULE_NOT_WORTH_IT = 8
+RULE_FAMILY_OFFERS = 9
+RULE_FAMILY_DECLINES = 10
+RULE_ALL_OFFERS = 11
+RULE_ALL_DECLINES = 12
+RULE_PAUSE = 13
+ALL_ACTIONS = -1
+"""The group code of the company-wide limits across all actions (families: 0, 1, …)."""
 
 
 @dataclass
@@ -33,28 +44,56 @@ class History:
     """Past decisions of the contacts' customers, as flat arrays of shape ``(m,)``.
 
     ``contact`` indexes the batch's contacts; ``action`` is a catalog index (-1 for an action
-    not in the catalog); ``age_days`` is the time before the contact; ``declined`` marks a
-    declined outcome.
+    not in the catalog); ``age_days`` is the time before the contact; ``declined`` and
+    ``accepted`` mark those outcomes (``accepted`` may be left out: none).
     """
 
     contact: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=int))
     action: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=int))
     age_days: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=float))
     declined: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
+    accepted: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
+
+    def __post_init__(self) -> None:
+        if self.accepted.shape != self.contact.shape:
+            self.accepted = np.zeros(self.contact.shape, dtype=bool)
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple[int, int, float, bool, bool]]) -> History:
+        """From ``(contact, action, age_days, declined, accepted)`` tuples."""
+        if not rows:
+            return cls()
+        contact, action, age, declined, accepted = zip(*rows, strict=True)
+        return cls(
+            np.array(contact, dtype=int),
+            np.array(action, dtype=int),
+            np.array(age, dtype=float),
+            np.array(declined, dtype=bool),
+            np.array(accepted, dtype=bool),
+        )
 
 
 @dataclass
 class Screen:
     """Result of the rules before scoring: ``status[i, j]`` is OK or the rule that fired,
-    with ``count[i, j]`` the offers or declines that triggered a contact-policy rule."""
+    with ``count[i, j]`` the offers or declines that triggered a contact-policy rule (for a
+    pause: the family code of the accepted action, or :data:`ALL_ACTIONS`) and
+    ``age[i, j]`` the days since the newest of them."""
 
     status: np.ndarray
     count: np.ndarray
+    age: np.ndarray | None = None
 
 
-def _window_counts(hist: History, mask: np.ndarray, days: float, n: int, j: int) -> np.ndarray:
-    sel = (hist.action == j) & mask & (hist.age_days <= days)
-    return np.bincount(hist.contact[sel], minlength=n)
+def _window_counts(
+    hist: History, mask: np.ndarray, days: float, n: int, actions: np.ndarray | int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per contact: the matching past decisions of ``actions`` within ``days``, and the
+    age of the newest (inf: none)."""
+    sel = np.isin(hist.action, actions) & mask & (hist.age_days <= days)
+    newest = np.full(n, np.inf)
+    np.minimum.at(newest, hist.contact[sel], hist.age_days[sel])
+    return np.bincount(hist.contact[sel], minlength=n), newest
 
 
 def _codes(values: list[str]) -> tuple[list[str], np.ndarray]:
@@ -75,6 +114,7 @@ def screen(
     n, k = len(channels), len(catalog.actions)
     status = np.zeros((n, k), dtype=np.int8)
     count = np.zeros((n, k), dtype=np.int32)
+    age = np.full((n, k), np.inf)
     # Per distinct value, not per contact: a batch has millions of contacts, few combinations.
     held_kinds, held_of = _codes(active_products)
     held = [set(p.split(",")) if p else set() for p in held_kinds]
@@ -82,9 +122,19 @@ def screen(
     all_rows = np.ones(history.contact.shape[0], dtype=bool)
     has_history = bool(history.contact.shape[0])  # no past decisions: no contact-policy rule
 
-    def mark(j: int, rows: np.ndarray, rule: int) -> None:
+    def mark(
+        j: int,
+        rows: np.ndarray,
+        rule: int,
+        counts: np.ndarray | None = None,
+        newest: np.ndarray | None = None,
+    ) -> None:
         free = rows & (status[:, j] == OK)
         status[free, j] = rule
+        if counts is not None:
+            count[free, j] = counts[free]
+        if newest is not None:
+            age[free, j] = newest[free]
 
     for j, a in enumerate(catalog.actions):
         if a.eligibility is not None:
@@ -99,18 +149,50 @@ def screen(
         mark(j, ~allowed, RULE_CHANNEL)
         if not has_history:
             continue
-        cp = a.contact_policy
+        cp = catalog.company_policy.for_action(a.contact_policy)
         if cp.max_offers is not None and cp.window_days is not None:
-            offers = _window_counts(history, all_rows, cp.window_days, n, j)
-            hit = offers >= cp.max_offers
-            count[hit & (status[:, j] == OK), j] = offers[hit & (status[:, j] == OK)]
-            mark(j, hit, RULE_MAX_OFFERS)
+            offers, newest = _window_counts(history, all_rows, cp.window_days, n, j)
+            mark(j, offers >= cp.max_offers, RULE_MAX_OFFERS, offers, newest)
         if cp.suppress_after_declines is not None and cp.suppress_days is not None:
-            declines = _window_counts(history, history.declined, cp.suppress_days, n, j)
-            hit = declines >= cp.suppress_after_declines
-            count[hit & (status[:, j] == OK), j] = declines[hit & (status[:, j] == OK)]
-            mark(j, hit, RULE_DECLINES)
-    return Screen(status, count)
+            declines, newest = _window_counts(history, history.declined, cp.suppress_days, n, j)
+            mark(j, declines >= cp.suppress_after_declines, RULE_DECLINES, declines, newest)
+    if has_history:
+        _company_rules(catalog, history, mark, n)
+    return Screen(status, count, age)
+
+
+def _company_rules(catalog: Catalog, history: History, mark: Any, n: int) -> None:
+    """The catalog's company-wide limits: per family, then across all actions, then the
+    pause after an accepted action (which names its group in ``count`` for the text)."""
+    company = catalog.company_policy
+    families = np.array([FAMILIES.index(a.family) for a in catalog.actions])
+    everything = np.arange(families.size)
+    groups = [(FAMILIES.index(f), p) for f, p in company.families.items()]
+    groups.append((ALL_ACTIONS, company.all_actions))
+    everyone = np.ones(history.contact.shape[0], dtype=bool)
+    for code, gp in groups:
+        members = everything if code == ALL_ACTIONS else np.flatnonzero(families == code)
+        whole = code == ALL_ACTIONS
+        if gp.max_offers is not None and gp.window_days is not None:
+            offers, newest = _window_counts(history, everyone, gp.window_days, n, members)
+            for j in members.tolist():
+                rule = RULE_ALL_OFFERS if whole else RULE_FAMILY_OFFERS
+                mark(j, offers >= gp.max_offers, rule, offers, newest)
+        if gp.suppress_after_declines is not None and gp.suppress_days is not None:
+            declined = history.declined
+            declines, newest = _window_counts(history, declined, gp.suppress_days, n, members)
+            hit = declines >= gp.suppress_after_declines
+            for j in members.tolist():
+                rule = RULE_ALL_DECLINES if whole else RULE_FAMILY_DECLINES
+                mark(j, hit, rule, declines, newest)
+    for code, gp in groups:
+        if gp.quiet_days_after_accepted is None:
+            continue
+        members = everything if code == ALL_ACTIONS else np.flatnonzero(families == code)
+        days = gp.quiet_days_after_accepted
+        taken, newest = _window_counts(history, history.accepted, days, n, members)
+        for j in everything.tolist():
+            mark(j, taken > 0, RULE_PAUSE, np.full(n, code), newest)
 
 
 def amounts(
@@ -125,10 +207,21 @@ def amounts(
     return net, cost
 
 
-def rule_text(catalog: Catalog, j: int, rule: int, count: int, channel: str) -> str:
-    """The plain-language rule that removed action ``j``."""
+def rule_text(
+    catalog: Catalog, j: int, rule: int, count: int, channel: str, age: float = np.inf
+) -> str:
+    """The plain-language rule that removed action ``j`` (``count`` and ``age``: from the
+    :class:`Screen`)."""
     a = catalog.actions[j]
-    cp = a.contact_policy
+    cp = catalog.company_policy.for_action(a.contact_policy)
+    if rule >= RULE_FAMILY_OFFERS:
+        return _company_text(catalog, a.family, rule, count, age)
+    if rule == RULE_DECLINES and age < 1:
+        return (
+            "contact policy: the customer declined it just now"
+            if age < 1 / 24
+            else ("contact policy: the customer declined it earlier today")
+        )
     texts = {
         RULE_ELIGIBILITY: "eligibility rule not met: "
         + (a.eligibility.source if a.eligibility else ""),
@@ -143,6 +236,39 @@ def rule_text(catalog: Catalog, j: int, rule: int, count: int, channel: str) -> 
         RULE_NOT_WORTH_IT: "expected net value not above zero",
     }
     return texts[rule]
+
+
+def _company_text(catalog: Catalog, family: str, rule: int, count: int, age: float) -> str:
+    company = catalog.company_policy
+    if rule == RULE_PAUSE:
+        code = count
+        gp = company.all_actions if code == ALL_ACTIONS else company.families[FAMILIES[code]]
+        what = "an offer" if code == ALL_ACTIONS else f"a {_label(FAMILIES[code])}"
+        return (
+            f"contact policy: the customer accepted {what} {_ago(age)}; nothing more is "
+            f"offered for {gp.quiet_days_after_accepted} days after that"
+        )
+    whole = rule in (RULE_ALL_OFFERS, RULE_ALL_DECLINES)
+    gp = company.all_actions if whole else company.families[family]
+    if rule in (RULE_FAMILY_OFFERS, RULE_ALL_OFFERS):
+        what = "offer" if whole else _label(family)
+        what = f"{count} {what}" + ("" if count == 1 else "s") + (" of any kind" if whole else "")
+        return (
+            f"contact policy: {what} in the last {gp.window_days} days (at most {gp.max_offers})"
+        )
+    what = "offers of any kind" if whole else f"{_label(family)}s"
+    return f"contact policy: {what} declined {_times(count)} in the last {gp.suppress_days} days"
+
+
+def _label(family: str) -> str:
+    return family.replace("_", " ")
+
+
+def _ago(days: float) -> str:
+    if days < 1:
+        return "today"
+    whole = int(days)
+    return "yesterday" if whole == 1 else f"{whole} days ago"
 
 
 def _times(count: int) -> str:

@@ -68,21 +68,16 @@ def contacts_from_frame(df: pd.DataFrame, catalog: Catalog) -> Contacts:
         raise ValueError(f"policy input is missing column(s) {missing}")
     n = len(df)
     index = {a: j for j, a in enumerate(catalog.ids)}
-    h_contact, h_action, h_age, h_declined = [], [], [], []
+    past: list[tuple[int, int, float, bool, bool]] = []
     for i, text in enumerate(df["history"].tolist()):
         if not text:
             continue
         for action_id, age, outcome in json.loads(text):
-            h_contact.append(i)
-            h_action.append(index.get(action_id, -1))
-            h_age.append(float(age))
-            h_declined.append(outcome == "declined")
-    history = History(
-        np.array(h_contact, dtype=int),
-        np.array(h_action, dtype=int),
-        np.array(h_age, dtype=float),
-        np.array(h_declined, dtype=bool),
-    )
+            past.append(
+                (i, index.get(action_id, -1), float(age), outcome == "declined",
+                 outcome == "accepted")
+            )  # fmt: skip
+    history = History.from_rows(past)
     reasons = [None if r is None or r != r else str(r) for r in df["reason"].tolist()]
     return Contacts(
         contact_id=[str(c) for c in df["contact_id"]],

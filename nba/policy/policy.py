@@ -111,6 +111,8 @@ class Scores:
     """Δ: the learned change in revenue over the horizon (None: acceptance ranking)."""
     cost: np.ndarray | None = None
     """Cost if accepted."""
+    age: np.ndarray | None = None
+    """Days since the newest offer or decline behind a contact-policy rule."""
 
 
 @dataclass
@@ -277,7 +279,7 @@ class Policy:
         ok = status == OK
         status[ok & np.isnan(net)] = RULE_VALUE_UNKNOWN
         status[(status == OK) & ~(priority > 0)] = RULE_NOT_WORTH_IT
-        return Scores(p, net, priority, status, sc.count, change, cost)
+        return Scores(p, net, priority, status, sc.count, change, cost, sc.age)
 
     def _candidate_scores(self, contacts: Contacts) -> tuple[Scores, np.ndarray, np.ndarray]:
         """Like :meth:`score`, but the model scores only the actions that pass the rules
@@ -323,6 +325,8 @@ class Policy:
         ok = scores.status == OK
         # Highest priority first; catalog order breaks ties (stable sort).
         order = np.argsort(-np.where(ok, scores.priority, -np.inf), axis=1, kind="stable")
+        if self.catalog.company_policy.families_first:
+            order = self._families_first(order, ok)
         width = k if limit is None else min(limit, k)
         order = order[:, :width]
         shown = np.minimum(ok.sum(axis=1), width)
@@ -358,6 +362,23 @@ class Policy:
         )
         return ranking, scores
 
+    def _families_first(self, order: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """``order`` (best first per contact) with each family's best action before any
+        family's second: the top of the list shows the choice between kinds of action, not
+        three variants of one. The first action never moves."""
+        n, k = order.shape
+        fam = self._family_code[order]
+        allowed = np.take_along_axis(ok, order, axis=1)
+        seen = np.zeros((n, len(FAMILIES)), dtype=np.int64)
+        nth = np.empty((n, k), dtype=np.int64)
+        rows = np.arange(n)
+        for position in range(k):
+            nth[:, position] = seen[rows, fam[:, position]]
+            seen[rows, fam[:, position]] += allowed[:, position]
+        # Held-back actions stay last; among the allowed: by n-th of its family, then rank.
+        key = np.where(allowed, nth * k + np.arange(k)[None, :], k * k + np.arange(k)[None, :])
+        return np.take_along_axis(order, np.argsort(key, axis=1, kind="stable"), axis=1)
+
     def decide(self, contacts: Contacts, limit: int | None = None) -> list[Decision]:
         """Ranked recommendations (best first, at most ``limit``) and suppressed actions."""
         ranking, scores = self.rank(contacts, limit)
@@ -391,6 +412,7 @@ class Policy:
                         int(scores.status[i, j]),
                         int(scores.count[i, j]),
                         contacts.channel[i],
+                        float(scores.age[i, j]) if scores.age is not None else np.inf,
                     ),
                 )
                 for j in range(k)

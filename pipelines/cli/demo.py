@@ -59,12 +59,18 @@ def demo(
             settings.home_dir / "recommendations.parquet",
             out / "contacts.parquet",
             progress=progress,
+            audit_contact_policy=True,
         )
     print_score(report)
     print_examples(report, 3)
     console.print("\n[bold]6. batch score[/] the whole active base (nba score)")
     with progress_bar("scoring the base", "contacts") as progress:
-        base = score(out, settings.home_dir / "base-recommendations.parquet", progress=progress)
+        base = score(
+            out,
+            settings.home_dir / "base-recommendations.parquet",
+            progress=progress,
+            audit_contact_policy=True,
+        )
     print_score(base)
     console.rule(f"demo finished in {time.perf_counter() - started:.0f} s")
     console.print(

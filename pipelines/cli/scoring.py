@@ -108,6 +108,14 @@ def print_score(r: ScoreReport) -> None:
             f"{r.n_without_action / max(r.n_contacts, 1):.1%}",
         )
         console.print(table)
+    if r.policy_audit is not None:
+        a = r.policy_audit
+        console.print(
+            f"contact policy, counted again from the files: {a.breaches:,} of {a.checked:,} "
+            f"first recommendations break a family limit, the limit across all actions or "
+            f"the pause after an accepted action ({a.after_history:,} of these customers had "
+            "offers in the policy's windows)"
+        )
 
 
 def print_examples(r: ScoreReport, n: int) -> None:

@@ -7,6 +7,7 @@ each test scores into its own folder.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -191,3 +192,40 @@ def test_an_empty_contacts_file_gives_an_empty_table(
     assert (report.n_contacts, report.n_rows, report.chunks) == (0, 0, 0)
     recs = pd.read_parquet(out)
     assert recs.empty and "reasons" in recs.columns
+
+
+def test_batch_scoring_keeps_the_company_contact_policy(
+    world: Path, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No first recommendation breaks a family limit, the limit across all actions or the
+    pause after an accepted action, counted again from the files; the same model without
+    the company policy would break them."""
+    import pipelines.score as scoring
+    from nba.contact_policy import CompanyPolicy
+    from nba.contract import load_dataset
+    from pipelines.policy_audit import audit
+
+    contacts = world / "contacts.parquet"
+    kept = score(world, tmp_path / "kept.parquet", contacts, audit_contact_policy=True)
+    assert kept.policy_audit is not None
+    assert kept.policy_audit.checked == kept.n_contacts - kept.n_without_action
+    assert kept.policy_audit.after_history > 0
+    assert kept.policy_audit.breaches == 0
+
+    opened = scoring._open_model
+    catalog = load_catalog()
+
+    def without_company_policy(*args: object, **kwargs: object) -> object:
+        ref, path, policy = opened(*args, **kwargs)  # type: ignore[arg-type]
+        policy.catalog = replace(policy.catalog, company_policy=CompanyPolicy(decline_rest_days=0))
+        return ref, path, policy
+
+    monkeypatch.setattr(scoring, "_open_model", without_company_policy)
+    free = score(world, tmp_path / "free.parquet", contacts)
+    dataset = load_dataset(world)
+    try:
+        found = audit(dataset, pd.read_parquet(contacts), tmp_path / "free.parquet", catalog)
+    finally:
+        dataset.close()
+    assert found.breaches > 0
+    assert free.n_contacts == kept.n_contacts

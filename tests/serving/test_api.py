@@ -51,7 +51,10 @@ def test_recommendation_answer_is_ranked_explained_and_logged(api: Api) -> None:
     recs, suppressed = a["recommendations"], a["suppressed"]
     assert 1 <= len(recs) <= 3
     priorities = [r["priority"] for r in recs]
-    assert priorities == sorted(priorities, reverse=True)
+    assert priorities[0] == max(priorities)  # best first; then each family's best first
+    for family in {r["family"] for r in recs}:
+        mine = [r["priority"] for r in recs if r["family"] == family]
+        assert mine == sorted(mine, reverse=True)
     for r in recs:
         # The workspace's model ranks by what actions change: priority is the expected
         # value of a yes plus the learned change in the coming months' revenue.
@@ -142,6 +145,36 @@ def test_a_decline_shows_in_the_very_next_recommendation(api: Api) -> None:
     assert top not in [r["action_id"] for r in a["recommendations"]]
     rules = {s["action_id"]: s["rule"] for s in a["suppressed"]}
     assert rules[top].startswith("contact policy:")
+
+
+def test_an_accepted_gesture_pauses_every_offer_at_once(api: Api) -> None:
+    """The company's contact policy reads the decision log at once: after a retention
+    gesture is accepted, the next answer offers nothing, and says why in plain words."""
+    for cid in api.workspace.customers[::3]:
+        a = api.recommend(cid, limit=11)
+        gestures = [r for r in a["recommendations"] if r["family"] == "retention_gesture"]
+        if gestures:
+            break
+    else:
+        raise AssertionError("no customer with a retention gesture among the candidates")
+    r = api.client.post(
+        "/v1/outcomes",
+        json={"decision_id": a["decision_id"], "action_id": gestures[0]["action_id"],
+              "outcome": "accepted"},
+        headers=api.headers(),
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    after = api.recommend(cid, limit=11)
+    assert after["recommendations"] == []
+    rules = {s["rule"] for s in after["suppressed"]}
+    pause = (
+        "contact policy: the customer accepted a retention gesture today; nothing more is "
+        "offered for 14 days after that"
+    )
+    assert pause in rules
+    assert {s["action_id"] for s in after["suppressed"]} >= {
+        r["action_id"] for r in a["recommendations"]
+    }
 
 
 BAD_KEY = "nba_000000000000_" + "x" * 43
