@@ -6,6 +6,8 @@ deprecated stages, never run ids) say which version is live.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -102,3 +104,23 @@ def has_alias(alias: str, settings: Settings | None = None) -> bool:
     except NBAError:
         return False
     return True
+
+
+@contextmanager
+def registry_quiet(settings: Settings | None = None) -> Iterator[None]:
+    """MLflow prints its registry steps ("Successfully registered model ...") straight to
+    stderr, past the logging levels; the engine says what it registered itself. Shown with
+    ``NBA_LOG_LEVEL=debug``. MLflow's own switch for its event lines, which nests with the
+    uses inside ``log_model`` (a plain flag would be switched back on by them)."""
+    from mlflow.utils.autologging_utils.logging_and_warnings import (
+        MlflowEventsAndWarningsBehaviorGlobally,
+    )
+
+    s = settings or get_settings()
+    if s.log_level == "debug":
+        yield
+        return
+    with MlflowEventsAndWarningsBehaviorGlobally(
+        disable_event_logs=True, disable_warnings=False, reroute_warnings=False
+    ):
+        yield

@@ -48,7 +48,14 @@ from nba.policy.policy import Contacts, Policy, Scores
 from nba.policy.response import MIN_POOLED_ROWS, ResponseModel
 from nba.policy.uplift import UpliftModel
 from nba.profiles import FEATURE_SERVICE, NUMERIC_FEATURE_NAMES
-from nba.tracking import CHAMPION, MODEL_NAME, configure, has_alias, set_alias
+from nba.tracking import (
+    CHAMPION,
+    MODEL_NAME,
+    configure,
+    has_alias,
+    registry_quiet,
+    set_alias,
+)
 from nba.vocabulary import FAMILIES
 from pipelines.timing import Laps
 
@@ -438,7 +445,10 @@ def _report(
             "## Against the simulator's oracle (held-out contacts)",
             "",
             f"{truth.n_contacts:,} held-out contacts. Normalised value: 0 = a random "
-            "eligible action, 1 = the best possible choice.",
+            "eligible action, 1 = the best possible choice. Every policy chooses within the "
+            f"contact policy, which held back an action at {truth.held_back_share:.1%} of the "
+            f"contacts and costs the best possible choice {truth.contact_policy_cost:.2f} "
+            "per contact.",
             "",
             "| policy | value per contact | normalised |",
             "|---|---|---|",
@@ -544,6 +554,8 @@ def train(
         metrics.update({f"value_per_contact_{k}": v for k, v in truth.values.items()})
         for fam, row in truth.by_family.iterrows():
             metrics[f"normalised_value_nba_{fam}"] = float(row["nba"])
+        metrics["contact_policy_held_back_share"] = truth.held_back_share
+        metrics["contact_policy_cost_per_contact"] = truth.contact_policy_cost
     lap("evaluate")
     window = (str(frame["timestamp"].min()), str(frame["timestamp"].max()))
     say("logging to MLflow and registering the model")
@@ -618,14 +630,15 @@ def train(
         sample_out = decisions_to_frame(
             policy.decide(contacts_from_frame(example, catalog), 3), ""
         )
-        info = mlflow.pyfunc.log_model(
-            name="policy",
-            python_model=str(MODEL_CODE),
-            artifacts=artifacts,
-            signature=infer_signature(example, sample_out, params=params),
-            input_example=(example.head(2), params),
-            registered_model_name=MODEL_NAME,
-        )
+        with registry_quiet(s):  # MLflow prints "Registered model ..." itself
+            info = mlflow.pyfunc.log_model(
+                name="policy",
+                python_model=str(MODEL_CODE),
+                artifacts=artifacts,
+                signature=infer_signature(example, sample_out, params=params),
+                input_example=(example.head(2), params),
+                registered_model_name=MODEL_NAME,
+            )
         version = str(info.registered_model_version)
         mlflow.set_tag("registered_version", version)
         (out / "evidence.json").write_text(json.dumps([e.__dict__ for e in model.evidence_]))

@@ -35,6 +35,16 @@ RULE_FAMILY_DECLINES = 10
 RULE_ALL_OFFERS = 11
 RULE_ALL_DECLINES = 12
 RULE_PAUSE = 13
+CONTACT_POLICY_RULES = (
+    RULE_MAX_OFFERS,
+    RULE_DECLINES,
+    RULE_FAMILY_OFFERS,
+    RULE_FAMILY_DECLINES,
+    RULE_ALL_OFFERS,
+    RULE_ALL_DECLINES,
+    RULE_PAUSE,
+)
+"""The rules of the contact policies (the action's own and the company's)."""
 ALL_ACTIONS = -1
 """The group code of the company-wide limits across all actions (families: 0, 1, …)."""
 

@@ -29,7 +29,13 @@ import numpy as np
 import pandas as pd
 
 from nba.catalog import NO_ACTION, Catalog
-from nba.policy.arbitration import OK, RULE_ELIGIBILITY, RULE_NOT_WORTH_IT, RULE_VALUE_UNKNOWN
+from nba.policy.arbitration import (
+    CONTACT_POLICY_RULES,
+    OK,
+    RULE_ELIGIBILITY,
+    RULE_NOT_WORTH_IT,
+    RULE_VALUE_UNKNOWN,
+)
 from nba.policy.policy import Scores
 from nba.policy.uplift import FEES_COLUMN
 
@@ -79,6 +85,11 @@ class TruthEvaluation:
     agreement: dict[str, float] = field(default_factory=dict)
     """Per action: of the contacts where the oracle would choose it, the share where the
     NBA chooses it too."""
+    held_back_share: float = 0.0
+    """Share of contacts where the contact policy held back an action the world allowed."""
+    contact_policy_cost: float = 0.0
+    """What the contact policy costs the oracle, in value per contact (every policy above
+    chooses within it)."""
 
 
 def choices(scores: Scores, catalog: Catalog) -> dict[str, np.ndarray]:
@@ -170,7 +181,13 @@ def evaluate_against_truth(
     n = len(contact_ids)
     rows = np.arange(n)
     nothing_value = total[:, k]
-    acts, act_elig = total[:, :k], eligible[:, :k]
+    # Every policy, the oracle included, chooses among what the contact policy allows (the
+    # company's limits are the business's choice, not the model's error); their cost is
+    # reported apart.
+    held_back = np.isin(scores.status, CONTACT_POLICY_RULES)
+    acts = total[:, :k]
+    free_best = np.nanmax(np.where(eligible[:, :k], acts, -np.inf), axis=1)
+    act_elig = eligible[:, :k] & ~held_back
     any_elig = act_elig.any(axis=1)
     with np.errstate(all="ignore"):
         masked = np.where(act_elig, acts, np.nan)
@@ -252,8 +269,19 @@ def evaluate_against_truth(
         for j, a in enumerate(catalog.ids)
         if (oracle_pick == j).any()
     }
+    policy_cost = float(np.mean(np.maximum(free_best, nothing_value) - v_oracle)) if n else 0.0
     return TruthEvaluation(
-        values, normalised, out, n, shares, nothing_share, spend, mc_error, agreement
+        values,
+        normalised,
+        out,
+        n,
+        shares,
+        nothing_share,
+        spend,
+        mc_error,
+        agreement,
+        held_back_share=float((held_back & eligible[:, :k]).any(axis=1).mean()) if n else 0.0,
+        contact_policy_cost=policy_cost,
     )
 
 

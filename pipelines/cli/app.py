@@ -42,8 +42,20 @@ from nba.exceptions import NBAError
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-console = Console()
-err = Console(stderr=True)
+PIPED_WIDTH = 160
+"""Width for output that goes to a file or a pipe: rich would assume 80 columns there,
+cutting paths in tables and wrapping lines mid-word in a log."""
+
+
+def _console(stderr: bool = False) -> Console:
+    probe = Console(stderr=stderr)
+    if probe.is_terminal:
+        return probe
+    return Console(stderr=stderr, width=PIPED_WIDTH, soft_wrap=True)
+
+
+console = _console()
+err = _console(stderr=True)
 
 
 def fail(message: object) -> NoReturn:

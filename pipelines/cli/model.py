@@ -98,6 +98,11 @@ def print_training(r: TrainReport) -> None:
             f"NBA {r.truth.gesture_spend_per_kept.get('nba', float('nan')):.0f}, oracle "
             f"{r.truth.gesture_spend_per_kept.get('oracle', float('nan')):.0f}"
         )
+        console.print(
+            f"every policy chooses within the contact policy, which held back an action at "
+            f"{r.truth.held_back_share:.1%} of the contacts; it costs the oracle "
+            f"{r.truth.contact_policy_cost:.2f} per contact"
+        )
         fam = Table(title="normalised value by what the oracle would choose", title_justify="left")
         for col in ("oracle's choice", "contacts", "NBA", "acceptance-only", "product-first"):
             fam.add_column(col, justify="left" if col == "oracle's choice" else "right")

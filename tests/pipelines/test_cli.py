@@ -84,6 +84,11 @@ def test_demo_runs_end_to_end_and_registers_a_champion(nba_home: Path) -> None:
     assert "normalised" in out and "product-first" in out and "always nothing" in out
     assert "ranks by what each action changes" in out
     assert out.count("contact K") == 3  # three example contacts with ranked actions
+    # The engine's own lines only: MLflow's registry steps are not printed (issue 18).
+    assert "Registered model" not in result.output and "Created version" not in result.output
+    assert "registered nba-policy version 1" in out
+    # The batch mix is audited against the company's contact policy, and holds.
+    assert "contact policy, counted again from the files: 0 of" in out
     assert resolve().version == "1"
     assert (nba_home / "recommendations.parquet").is_file()
 
