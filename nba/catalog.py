@@ -43,7 +43,9 @@ LEGACY_NOTE = (
     "ranked by chance of a yes x value; add 'objective: incremental' to learn what each "
     "action changes over the following months instead"
 )
-_TOP_KEYS = {"actions", "objective", "horizon_days", "contact_policy"}
+_TOP_KEYS = {"actions", "objective", "horizon_days", "contact_policy", "unspoken_reasons"}
+DEFAULT_UNSPOKEN = ("age_years",)
+"""Profile features never given to an agent as a reason: age (from the birth year)."""
 
 _ACTION_KEYS = {
     "id",
@@ -266,6 +268,8 @@ class Catalog:
     notes: tuple[str, ...] = ()
     company_policy: CompanyPolicy = field(default_factory=CompanyPolicy)
     """Contact limits across families and all actions (:mod:`nba.contact_policy`)."""
+    unspoken_reasons: frozenset[str] = frozenset(DEFAULT_UNSPOKEN)
+    """Profile features the model may use but an agent is never given as a reason."""
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -338,7 +342,27 @@ def parse_catalog(raw: Any, *, source: str = "actions.yaml") -> Catalog:
         seen.add(action.id)
         actions.append(action)
     company = parse_company_policy(raw.get("contact_policy"), source)
-    return Catalog(tuple(actions), source, objective, horizon, notes, company)
+    unspoken = _parse_unspoken(raw.get("unspoken_reasons", list(DEFAULT_UNSPOKEN)), source)
+    return Catalog(tuple(actions), source, objective, horizon, notes, company, unspoken)
+
+
+def _parse_unspoken(raw: Any, source: str) -> frozenset[str]:
+    """``unspoken_reasons``: profile feature names (an empty list: every input may be said)."""
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise CatalogError(
+            f"{source}: key 'unspoken_reasons': expected a list of profile feature names, "
+            f"got {raw!r}"
+        )
+    for name in raw:
+        if name not in NUMERIC_FEATURE_NAMES:
+            starts = [f for f in NUMERIC_FEATURE_NAMES if f.startswith(f"{name}_")]
+            close = _closest(name) or (starts[0] if starts else None)
+            hint = f" (did you mean '{close}'?)" if close else ""
+            raise CatalogError(
+                f"{source}: key 'unspoken_reasons': '{name}' is not a profile feature{hint}; "
+                "the names are listed in docs/profile_features.md"
+            )
+    return frozenset(raw)
 
 
 def _parse_objective(raw: dict[str, Any], source: str) -> tuple[str, int, tuple[str, ...]]:

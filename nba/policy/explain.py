@@ -226,11 +226,13 @@ def top_reasons(
     values: list[float | None],
     reason: str | None,
     k: int = 3,
+    unspoken: frozenset[str] = frozenset(),
 ) -> list[str]:
     """The ``k`` strongest positive contributions as distinct sentences.
 
     ``contributions`` and ``values`` follow ``MODEL_COLUMNS`` order (``values`` holds the
-    row's inputs; the reason code's value is ignored in favour of ``reason``).
+    row's inputs; the reason code's value is ignored in favour of ``reason``); features in
+    ``unspoken`` are never a reason (the catalog's ``unspoken_reasons``).
     """
     c = np.asarray(contributions[: len(MODEL_COLUMNS)], dtype=float)
     # Largest first, ties by column order (lexsort's last key is the primary one).
@@ -239,6 +241,8 @@ def top_reasons(
     for j in order.tolist():
         if c[j] <= 0 or len(out) >= k:
             break
+        if base_feature(MODEL_COLUMNS[j]) in unspoken:
+            continue
         text = sentence(base_feature(MODEL_COLUMNS[j]), values[j], reason)
         if text and text not in out:
             out.append(text)
@@ -289,7 +293,9 @@ _SCAN = 8
 """Candidates per row looked at by :func:`reason_lists`; rows needing more go the slow way."""
 
 
-def reason_lists(contrib: np.ndarray, x: np.ndarray, k: int = 3) -> ReasonLists:
+def reason_lists(
+    contrib: np.ndarray, x: np.ndarray, k: int = 3, unspoken: frozenset[str] = frozenset()
+) -> ReasonLists:
     """:func:`top_reasons` for every row of ``x`` (model rows) and ``contrib`` (their
     contributions), vectorised; the result is identical row by row.
 
@@ -302,6 +308,7 @@ def reason_lists(contrib: np.ndarray, x: np.ndarray, k: int = 3) -> ReasonLists:
     m = min(_SCAN, ncol)
     speaks = np.ones(ncol, dtype=np.bool_)
     speaks[_SILENT_COLUMNS] = False
+    speaks[[j for j, col in enumerate(MODEL_COLUMNS) if base_feature(col) in unspoken]] = False
     top = np.full((n, m), -1, dtype=np.int64)
     vals = np.full((n, m), -np.inf)
     _top_positive(np.ascontiguousarray(contrib, dtype=np.float64), speaks, top, vals)
@@ -324,7 +331,9 @@ def reason_lists(contrib: np.ndarray, x: np.ndarray, k: int = 3) -> ReasonLists:
     if slow.any():
         index = {t: i for i, t in enumerate(texts)}
         for r in np.flatnonzero(slow).tolist():
-            found = top_reasons(contrib[r, :ncol].tolist(), x[r].tolist(), _reason_of(x[r]), k)
+            found = top_reasons(
+                contrib[r, :ncol].tolist(), x[r].tolist(), _reason_of(x[r]), k, unspoken
+            )
             ids = [index.setdefault(t, len(index)) for t in found]
             chosen[r] = -1
             chosen[r, : len(ids)] = ids

@@ -344,7 +344,8 @@ class Policy:
         contributions = self.model.contributions(
             rows, out=_CONTRIBUTIONS.array((where.size, x.shape[1] + 1))
         )
-        found = reason_lists(contributions, rows).take(np.argsort(by_row))
+        unspoken = self.catalog.unspoken_reasons
+        found = reason_lists(contributions, rows, unspoken=unspoken).take(np.argsort(by_row))
         reasons = _with_fixed_reasons(found, explained, cold)
         change = None if scores.change is None else scores.change[who, act]
         if change is not None:

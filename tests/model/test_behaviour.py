@@ -164,3 +164,24 @@ def test_fast_reasons_equal_lightgbm_pred_contrib_and_top_reasons(world: dict[st
             assert [few.row(i) for i in range(len(few.offsets) - 1)] == [
                 lists.row(r) for r in range(start, min(start + 4, len(rows)))
             ]
+
+
+def test_reasons_never_cite_an_unspoken_attribute(world: dict[str, Any]) -> None:
+    """Age drives some predictions, but an agent is never told "aged 73" as a reason (the
+    default catalog's ``unspoken_reasons``); every other reason is unchanged in order."""
+    model: ResponseModel = world["policy"].model
+    x = world["x_test"]
+    contrib = model.contributions(x)
+    unspoken = load_catalog().unspoken_reasons
+    assert unspoken == frozenset({"age_years"})
+    said = reason_lists(contrib, x, k=3)
+    kept = reason_lists(contrib, x, k=3, unspoken=unspoken)
+    rows = range(len(said.offsets) - 1)
+    assert sum(any(t.startswith("aged ") for t in said.row(r)) for r in rows) > 0
+    assert not any(t.startswith("aged ") for r in rows for t in kept.row(r))
+    for r in range(0, x.shape[0], 5):
+        expected = top_reasons(contrib[r].tolist(), x[r].tolist(), _reason_of(x[r]), 3, unspoken)
+        assert kept.row(r) == expected
+        assert [t for t in said.row(r) if not t.startswith("aged ")] == kept.row(r)[
+            : len([t for t in said.row(r) if not t.startswith("aged ")])
+        ]

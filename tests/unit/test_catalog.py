@@ -67,6 +67,12 @@ BROKEN: list[tuple[str, Any, str]] = [
     ("reserved id", _one(id="no_action"), "'no_action' is reserved for decisions that"),
     ("bad cost expression", _one(cost="1.2 * monthly_fee"), "unknown feature 'monthly_fee'"),
     ("unknown objective", {**_one(), "objective": "profit"}, "'profit' is not one of"),
+    (
+        "unspoken reason not a feature",
+        {**_one(), "unspoken_reasons": ["age"]},
+        "'age' is not a profile feature (did you mean 'age_years'?)",
+    ),
+    ("unspoken reasons not a list", {**_one(), "unspoken_reasons": "age"}, "expected a list"),
     ("horizon zero", {**_one(), "horizon_days": 0}, "key 'horizon_days': expected a whole"),
     ("horizon text", {**_one(), "horizon_days": "6m"}, "key 'horizon_days': expected a whole"),
     ("unknown top-level key", {**_one(), "horizon": 180}, "unknown top-level key(s) ['horizon']"),
@@ -154,3 +160,10 @@ def test_huge_or_deep_expressions_are_refused_with_a_message() -> None:
     deep = "-" * 1900 + "tenure_days"
     with pytest.raises(ExpressionError, match="nested too deeply"):
         parse_expression(deep, where="a.value")
+
+
+def test_unspoken_reasons_default_to_age_and_may_be_changed() -> None:
+    assert parse_catalog(_one()).unspoken_reasons == frozenset({"age_years"})
+    assert parse_catalog({**_one(), "unspoken_reasons": []}).unspoken_reasons == frozenset()
+    both = parse_catalog({**_one(), "unspoken_reasons": ["age_years", "tenure_days"]})
+    assert both.unspoken_reasons == frozenset({"age_years", "tenure_days"})
