@@ -71,6 +71,18 @@ class Settings(BaseSettings):
         description="Longest an API request waits for the decision log (a commit, a read); "
         "beyond it, or while the log is down, the answer is 503 with Retry-After.",
     )
+    currency: str = Field(
+        default="EUR",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of the catalog's money amounts, as the agent desk shows "
+        "them (EUR, USD, GBP, ...).",
+    )
+    stale_profile_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="A customer profile older than this many days gets a visible notice on "
+        "the agent desk (the feature pipeline has not refreshed it).",
+    )
     request_timeout_seconds: float = Field(
         default=10.0,
         gt=0,

@@ -8,7 +8,7 @@ never shows a raw feature name. The page itself is static (``serving/static/desk
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,24 @@ def _number(row: dict[str, Any], name: str) -> float:
 
 
 def summarise(
-    customer_id: str, row: dict[str, Any] | None, as_of: datetime | None
+    customer_id: str,
+    row: dict[str, Any] | None,
+    as_of: datetime | None,
+    now: datetime | None = None,
+    stale_days: float = 7.0,
 ) -> CustomerSummary:
-    """The customer at a glance; ``row`` is the online profile (``None``: unknown)."""
+    """The customer at a glance; ``row`` is the online profile (``None``: unknown). Times
+    are told as of ``now``, not as of the profile: a profile a year old does not make the
+    last contact "today"."""
     if row is None:
         return CustomerSummary(customer_id=customer_id, known=False)
+    age = None
+    if as_of is not None and now is not None:
+        stamp = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+        age = max((now - stamp).total_seconds() / 86400.0, 0.0)
+    since = row.get("days_since_interaction")
+    if isinstance(since, int | float) and age is not None:
+        since = since + age
     recent = [
         text
         for name in (f"n_{t}_30d" for t in _CONTACT_TYPES)
@@ -62,10 +75,12 @@ def summarise(
         customer_id=customer_id,
         known=True,
         profile_as_of=as_of,
+        profile_age_days=None if age is None else round(age, 2),
+        profile_stale=age is not None and age > stale_days,
         tenure=sentence("tenure_days", row.get("tenure_days")),
         products=products,
         recent_contacts=recent,
-        last_contact=sentence("days_since_interaction", row.get("days_since_interaction")),
+        last_contact=sentence("days_since_interaction", since),
         complaints=(
             f"{sentence('n_complaint_30d', _number(row, 'n_complaint_30d'))}; "
             f"{sentence('n_complaint_90d', _number(row, 'n_complaint_90d'))}"
@@ -92,13 +107,19 @@ def example_customers(profiles_path: Path, per_kind: int = 2) -> list[CustomerEx
     row group: ``write_offline`` puts the newest moment first); empty if there are none."""
     if not profiles_path.is_file():
         return []
-    columns = ["customer_id", "event_timestamp", *(c for _, c, _ in _EXAMPLE_KINDS)]
+    columns = [
+        "customer_id", "event_timestamp", "active_products", *(c for _, c, _ in _EXAMPLE_KINDS)
+    ]  # fmt: skip
     file = pq.ParquetFile(profiles_path)
     if file.metadata.num_row_groups == 0:
         return []
     table = file.read_row_group(0, columns=columns)
     ts = table.column("event_timestamp")
     table = table.filter(pc.equal(ts, pc.max(ts))).sort_by("customer_id")
+    # Current customers only: one who has already left is no example of a contact.
+    table = table.filter(
+        pc.fill_null(pc.greater(pc.utf8_length(table["active_products"]), 0), False)
+    )
     chosen: list[CustomerExample] = []
     seen: set[str] = set()
     for why, column, compare in _EXAMPLE_KINDS:

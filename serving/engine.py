@@ -365,6 +365,7 @@ class Recommender:
             features_timestamp=profile.timestamp,
             recommendations=recs,
             nothing_reason=None if recs else NOTHING_REASON,
+            currency=self.settings.currency,
             suppressed=[
                 SuppressedOut(
                     action_id=s.action_id, name=model.action_names[s.action_id], rule=s.rule

@@ -131,6 +131,9 @@ class RecommendationResponse(BaseModel):
         "real answer: help with the request, offer nothing).",
     )
     suppressed: list[SuppressedOut]
+    currency: str = Field(
+        default="EUR", description="ISO 4217 code of value, cost and priority (a setting)."
+    )
 
 
 class OutcomeRequest(BaseModel):
@@ -169,6 +172,14 @@ class CustomerSummary(BaseModel):
     customer_id: str
     known: bool = Field(description="False: no profile yet (a new or unknown customer).")
     profile_as_of: datetime | None = None
+    profile_age_days: float | None = Field(
+        default=None, description="How old the profile is now, in days."
+    )
+    profile_stale: bool = Field(
+        default=False,
+        description="True when the profile is older than NBA_STALE_PROFILE_DAYS: recent "
+        "contacts may be missing from it.",
+    )
     tenure: str | None = None
     products: list[str] = Field(default_factory=list, description="Active products.")
     recent_contacts: list[str] = Field(

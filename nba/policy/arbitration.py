@@ -160,12 +160,14 @@ def screen(
         if not has_history:
             continue
         cp = catalog.company_policy.for_action(a.contact_policy)
-        if cp.max_offers is not None and cp.window_days is not None:
-            offers, newest = _window_counts(history, all_rows, cp.window_days, n, j)
-            mark(j, offers >= cp.max_offers, RULE_MAX_OFFERS, offers, newest)
+        # Declines first: "declined just now" is what the agent needs to read, not the
+        # offer count that the same presentation also reached.
         if cp.suppress_after_declines is not None and cp.suppress_days is not None:
             declines, newest = _window_counts(history, history.declined, cp.suppress_days, n, j)
             mark(j, declines >= cp.suppress_after_declines, RULE_DECLINES, declines, newest)
+        if cp.max_offers is not None and cp.window_days is not None:
+            offers, newest = _window_counts(history, all_rows, cp.window_days, n, j)
+            mark(j, offers >= cp.max_offers, RULE_MAX_OFFERS, offers, newest)
     if has_history:
         _company_rules(catalog, history, mark, n)
     return Screen(status, count, age)
@@ -233,8 +235,8 @@ def rule_text(
             else ("contact policy: the customer declined it earlier today")
         )
     texts = {
-        RULE_ELIGIBILITY: "eligibility rule not met: "
-        + (a.eligibility.source if a.eligibility else ""),
+        # The condition itself (an expression over feature names) is not for agents.
+        RULE_ELIGIBILITY: "its conditions do not fit this customer",
         RULE_EMAIL_KNOWN: "e-mail address already known",
         RULE_PRODUCT_HELD: f"customer already has {a.product}",
         RULE_CHANNEL: f"not offered on {channel}",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from nba.policy.design import MODEL_COLUMNS, base_feature
+from nba.policy.design import MODEL_COLUMNS, MONOTONE_FEATURES, base_feature
 from nba.vocabulary import INTERACTION_TYPES
 
 _NUMBERS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
@@ -89,6 +89,16 @@ def sentence(feature: str, value: float | None, reason: str | None = None) -> st
 def formatter(feature: str) -> Formatter:
     """The sentence maker of one input, worked out once per feature (batch scoring makes
     millions of sentences)."""
+    if feature in MONOTONE_FEATURES:
+        # Payment trouble is empty in the column an action's family does not use (see
+        # nba.policy.design): an empty value there says nothing ("missed 0% of payments"
+        # beside "missed 71%" would contradict the profile).
+        inner = _formatter(feature)
+        return lambda v, missing, reason: None if missing else inner(v, missing, reason)
+    return _formatter(feature)
+
+
+def _formatter(feature: str) -> Formatter:
     if feature == "ctx_reason":
         return lambda v, missing, reason: (
             f"customer {_REASON_TEXT[reason]}" if reason in _REASON_TEXT else None
@@ -190,7 +200,9 @@ def _other_formatter(feature: str) -> Formatter:
             else "no change in complaints"
         ),
         "missed_payment_ratio_365d": lambda v, missing, reason: (
-            f"missed {v:.0%} of payments in the last year"
+            "paid every bill on time in the last year"
+            if v == 0
+            else f"missed {v:.0%} of payments in the last year"
         ),
         "amount_missed_90d": lambda v, missing, reason: (
             f"{v:,.2f} in missed payments in the last 3 months"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter
@@ -61,4 +62,5 @@ async def customer_summary(
             "online_store_unavailable", "the customer's profile could not be read right now"
         ) from None
     row, as_of = found if found is not None else (None, None)
-    return summarise(customer_id, row, as_of)
+    settings = recommender.settings
+    return summarise(customer_id, row, as_of, datetime.now(UTC), settings.stale_profile_days)

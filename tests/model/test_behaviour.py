@@ -24,6 +24,7 @@ from nba.policy.frames import contacts_from_frame
 from nba.policy.policy import Policy
 from nba.policy.response import FAMILY_COLUMN, ResponseModel
 from nba.simulate import SimulationConfig, simulate_world, write_world
+from nba.vocabulary import FAMILIES
 from pipelines.train import SPLITS, design
 from tests.model.conftest import decision_frame
 
@@ -185,3 +186,28 @@ def test_reasons_never_cite_an_unspoken_attribute(world: dict[str, Any]) -> None
         assert [t for t in said.row(r) if not t.startswith("aged ")] == kept.row(r)[
             : len([t for t in said.row(r) if not t.startswith("aged ")])
         ]
+
+
+def test_an_installment_offer_s_reasons_never_contradict_its_payment_trouble(
+    world: dict[str, Any],
+) -> None:
+    """Payment trouble sits in the installment family's own columns; the shared columns
+    are empty there and must never speak ("missed 0% of payments" beside "missed 71%")."""
+    from nba.policy.explain import sentence
+
+    assert sentence("missed_payment_ratio_365d", None) is None
+    assert sentence("n_missed_payment_90d", float("nan")) is None
+    assert sentence("n_missed_payment_90d", 0.0) == "no missed payments in the last 3 months"
+    assert sentence("missed_payment_ratio_365d", 0.71) == "missed 71% of payments in the last year"
+    model: ResponseModel = world["policy"].model
+    x = world["x_test"]
+    installment = x[:, FAMILY_COLUMN] == FAMILIES.index("installment_offer")
+    assert installment.sum() > 20
+    rows = x[installment]
+    lists = reason_lists(model.contributions(rows), rows, k=3)
+    for r in range(rows.shape[0]):
+        said = lists.row(r)
+        shares = [t for t in said if "% of payments" in t]
+        assert len(shares) <= 1, said
+        counts = [t for t in said if "missed payment" in t]
+        assert not (any(t.startswith("no missed") for t in counts) and len(counts) > 1), said

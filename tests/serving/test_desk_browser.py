@@ -57,9 +57,10 @@ def desk(sqlite_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @contextmanager
-def _desk_page(port: int, key: str) -> Iterator[Any]:
+def _desk_page(port: int, key: str, clean: bool = True) -> Iterator[Any]:
     """The desk in a fresh headless Chromium tab at 1280x800, key entered; fails the test
-    on any JavaScript error."""
+    on any JavaScript error and, when ``clean``, on any console error or failed request
+    (a refused call, a missing favicon, an invalid input pattern)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -68,13 +69,25 @@ def _desk_page(port: int, key: str) -> Iterator[Any]:
         pg = context.new_page()
         pg.set_default_timeout(20_000)
         errors: list[str] = []
+        console: list[str] = []
+        failed: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.on(
+            "console", lambda m: console.append(m.text) if m.type in ("error", "warning") else None
+        )
+        pg.on("requestfailed", lambda r: failed.append(f"{r.url} {r.failure}"))
+        pg.on(
+            "response", lambda r: failed.append(f"{r.url} {r.status}") if r.status >= 400 else None
+        )
         pg.goto(f"http://127.0.0.1:{port}/")  # redirects to /desk/
         # No key yet: the page asks for one, once for the tab.
         pg.get_by_label("Key", exact=True).fill(key)
         pg.get_by_role("button", name="Save").click()
         yield pg
         assert errors == [], f"JavaScript errors on the page: {errors}"
+        if clean:
+            assert console == [], f"console errors or warnings: {console}"
+            assert failed == [], f"failed requests: {failed}"
         browser.close()
 
 
@@ -107,12 +120,54 @@ def test_decline_the_top_action_and_see_it_held_back(page: Any, desk: dict[str, 
 
     top.get_by_role("button", name=f"Declined: {top_name}").click()
     expect(pg.locator("#status")).to_contain_text(f"Recorded: declined “{top_name}”")
+    # The confirmation sits above the refreshed ranking, on screen, not below the fold.
+    confirmation = pg.locator("#confirmation")
+    expect(confirmation).to_contain_text(f"Recorded: declined “{top_name}”")
+    box = confirmation.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 800
     held = pg.locator(f'#suppressed > li[data-action-id="{top_id}"]')
     expect(held).to_have_count(1)
+    expect(held).to_contain_text("declined it just now")
     expect(pg.locator(f'#ranked > li[data-action-id="{top_id}"]')).to_have_count(0)
     pg.locator("#held-back > summary").click()
     expect(held).to_be_visible()
     pg.screenshot(path=str(ARTIFACTS / "desk-after-decline.png"))
+
+
+def test_the_top_three_fit_the_screen_with_money_and_a_stale_profile_notice(
+    page: Any, desk: dict[str, Any]
+) -> None:
+    """At 1280x800 the top three actions are on screen without scrolling; amounts carry
+    the currency and the expected value that ranks them; the simulated profile is older
+    than the stale threshold, so the agent is told, and its last contact is not "today"."""
+    from playwright.sync_api import expect
+
+    pg = page
+    _look_up(pg, desk["customer"])
+    ranked = pg.locator("#ranked > li")
+    expect(ranked.first).to_be_visible()
+    assert ranked.count() >= 3
+    for i in range(3):
+        box = ranked.nth(i).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 800, f"action {i + 1}: {box}"
+    numbers = ranked.first.locator(".numbers").inner_text()
+    assert numbers.startswith("expected value €") and "chance of a yes" in numbers
+    stale = pg.locator("#stale")
+    expect(stale).to_be_visible()
+    expect(stale).to_contain_text("days old")
+    last = pg.locator('#profile-facts dd[data-fact="Last contact"]').inner_text()
+    assert "today" not in last
+
+
+def test_a_wrong_key_is_explained_in_plain_words(desk: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+
+    with _desk_page(desk["port"], "nba_000000000000_" + "x" * 43, clean=False) as pg:
+        # The first call is refused: the key dialog opens again, saying why in plain words.
+        expect(pg.locator("#key-dialog")).to_be_visible()
+        expect(pg.locator("#status")).to_contain_text("Your access key is missing or not valid")
+        text = pg.locator("body").inner_text()
+        assert "X-API-Key" not in text and "revoked" not in text
 
 
 def test_the_keyboard_reports_for_the_top_action(page: Any, desk: dict[str, Any]) -> None:
@@ -151,7 +206,7 @@ def test_a_degraded_answer_gets_a_clear_banner(
     }
     key = cli_key(env, "recommend,outcomes")
     port = free_port()
-    with nba_server(env, port), _desk_page(port, key) as pg:
+    with nba_server(env, port), _desk_page(port, key, clean=False) as pg:  # 503s expected
         _look_up(pg, sqlite_workspace.customers[0])
         expect(pg.locator("#banner")).to_contain_text("Limited answer")
         expect(pg.locator("#ranked > li").first).to_be_visible()  # still an answer

@@ -136,7 +136,7 @@ def test_contact_policy_limits_offers_in_a_window() -> None:
         (contacts(email=1), "e-mail address already known"),
         (contacts(products="mobile_basic,tv"), "customer already has tv"),
         (contacts(channel="chat"), "not offered on chat"),
-        (contacts(revenue=50.0), "eligibility rule not met: monthly_revenue > 100"),
+        (contacts(revenue=50.0), "its conditions do not fit this customer"),
     ],
 )
 def test_ineligible_actions_never_appear(batch: Contacts, rule: str) -> None:

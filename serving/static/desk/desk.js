@@ -19,24 +19,58 @@ const state = {
   agent: sessionStorage.getItem("nba.agent") || "",
   answer: null, // the last recommendation answer
   busy: false,
+  confirmation: null, // shown above the refreshed ranking after an outcome
 };
 
 class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, code, detail) {
     super(detail);
     this.status = status;
+    this.code = code;
   }
+}
+
+// What an agent reads for each error the API can answer (its stable `code`): never the
+// API's own wording, which is written for developers.
+const PLAIN = {
+  unauthorized: "Your access key is missing or not valid. Paste the key you were given.",
+  forbidden: "Your access key may not do this. Ask for a key that can look customers up and record outcomes.",
+  too_many_failed_keys: "Too many wrong keys were tried from this computer. Wait a minute, then paste the right key.",
+  invalid_request: "That customer id does not look right. Check it and try again.",
+  not_found: "That decision is no longer known. Look the customer up again.",
+  conflict: "A different outcome was already recorded for this action.",
+  request_timeout: "The request took too long to arrive. Try again.",
+  body_too_large: "That request is too large to send.",
+  unreadable_body: "The request could not be read. Reload the page and try again.",
+  model_not_ready: "The engine is starting and has no model yet. Try again in a minute.",
+  online_store_unavailable: "The customer profiles cannot be read right now. Try again in a moment.",
+  decision_log_unavailable: "The engine cannot record answers right now. Try again in a moment.",
+  unavailable: "The engine is busy right now. Try again in a moment.",
+  internal_error: "Something went wrong in the engine. Try again; if it keeps happening, tell support.",
+  offline: "The engine does not answer. Check the network connection and try again.",
+};
+
+function plain(err) {
+  if (err instanceof ApiError) {
+    return PLAIN[err.code] || `Something went wrong (error ${err.status}). Try again.`;
+  }
+  return PLAIN.internal_error;
 }
 
 async function api(method, path, body) {
   const headers = { Accept: "application/json" };
   if (state.key) headers["X-API-Key"] = state.key;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (_) {
+    throw new ApiError(0, "offline", "no answer");
+  }
   let data = null;
   try {
     data = await response.json();
@@ -45,8 +79,9 @@ async function api(method, path, body) {
   }
   if (!response.ok) {
     const detail = data && data.detail ? data.detail : `HTTP ${response.status}`;
-    if (response.status === 401 || response.status === 403) askKey(detail);
-    throw new ApiError(response.status, detail);
+    const error = new ApiError(response.status, (data && data.code) || "error", detail);
+    if (response.status === 401 || response.status === 403) askKey(plain(error));
+    throw error;
   }
   return data;
 }
@@ -57,7 +92,7 @@ function askKey(why) {
   const dialog = $("key-dialog");
   $("key-input").value = state.key;
   $("agent-input").value = state.agent;
-  if (why) setStatus(`API key needed: ${why}`);
+  if (why) setStatus(why);
   if (!dialog.open) dialog.showModal();
   $("key-input").focus();
 }
@@ -130,7 +165,7 @@ async function loadExamples() {
     }
   } catch (err) {
     if (!(err instanceof ApiError && (err.status === 401 || err.status === 403))) {
-      setStatus(`No example customers: ${err.message}`);
+      setStatus(`No example customers: ${plain(err)}`);
     }
   }
 }
@@ -141,7 +176,7 @@ async function loadModelLine() {
     const ready = await response.json();
     $("model-line").textContent = ready.ready
       ? `model version ${ready.model_version} · ${ready.feature_store} online store`
-      : `not ready: ${ready.detail || "no model loaded"}`;
+      : "the engine is not ready yet: try again in a minute";
   } catch (_) {
     $("model-line").textContent = "the engine does not answer";
   }
@@ -179,7 +214,7 @@ async function lookUp(note) {
     state.answer = null;
     $("actions").hidden = true;
     $("profile").hidden = true;
-    banner("error", `Could not get recommendations: ${err.message}`);
+    banner("error", `Could not get recommendations. ${plain(err)}`);
     setStatus("");
   } finally {
     setBusy(false);
@@ -205,7 +240,7 @@ function renderBanner(answer, summary) {
         "Ranked without the customer's live profile; use your judgement.",
     );
   } else if (summary instanceof Error) {
-    banner("warn", `The customer summary is unavailable: ${summary.message}`);
+    banner("warn", `The customer summary is unavailable. ${plain(summary)}`);
   } else {
     banner(null, "");
   }
@@ -214,6 +249,14 @@ function renderBanner(answer, summary) {
 function renderProfile(summary) {
   const facts = $("profile-facts");
   facts.replaceChildren();
+  const stale = $("stale");
+  stale.hidden = !(summary && summary.profile_stale);
+  if (summary && summary.profile_stale) {
+    const days = Math.round(summary.profile_age_days);
+    stale.textContent =
+      `This profile is ${days} days old: contacts and payments since then are missing. ` +
+      "Ask the customer and use your judgement.";
+  }
   if (summary instanceof Error || !summary.known) {
     $("profile").hidden = summary instanceof Error;
     if (!(summary instanceof Error)) {
@@ -241,9 +284,31 @@ function renderProfile(summary) {
   $("profile").hidden = false;
 }
 
-function signed(amount) {
-  const rounded = Math.round(amount);
-  return rounded > 0 ? `+${rounded}` : `${rounded}`;
+function money(amount, currency) {
+  try {
+    return new Intl.NumberFormat(undefined, { style: "currency", currency, maximumFractionDigits: 0 })
+      .format(amount);
+  } catch (_) {
+    return `${Math.round(amount)} ${currency}`;
+  }
+}
+
+function signedMoney(amount, currency) {
+  const text = money(Math.abs(amount), currency);
+  return amount >= 0.5 ? `+${text}` : amount <= -0.5 ? `−${text}` : text;
+}
+
+// Why this rank: the expected value that orders the list, and what it is made of.
+function numbers(rec, currency) {
+  const parts = [
+    `expected value ${money(rec.priority, currency)}`,
+    `chance of a yes ${percent(rec.propensity)}`,
+    rec.value < 0 ? `costs ${money(-rec.value, currency)} if accepted` : `${money(rec.value, currency)} if accepted`,
+  ];
+  if (rec.long_term_value != null && Math.abs(rec.long_term_value) >= 0.5) {
+    parts.push(`changes the coming months' revenue by ${signedMoney(rec.long_term_value, currency)}`);
+  }
+  return parts.join(" · ");
 }
 
 function renderActions(answer) {
@@ -269,14 +334,7 @@ function renderActions(answer) {
       el("h3", {}, rec.name),
       rec.script ? el("p", { className: "script" }, rec.script) : null,
       el("ul", { className: "reasons" }, ...rec.reasons.map((r) => el("li", {}, r))),
-      el(
-        "p",
-        { className: "numbers" },
-        `chance of a yes ${percent(rec.propensity)} · worth ${rec.value.toFixed(2)} if accepted` +
-          (rec.long_term_value == null
-            ? ""
-            : ` · changes the coming months' revenue by ${signed(rec.long_term_value)}`),
-      ),
+      el("p", { className: "numbers" }, numbers(rec, answer.currency || "EUR")),
       buttons,
     );
     item.dataset.actionId = rec.action_id;
@@ -293,6 +351,10 @@ function renderActions(answer) {
     }),
   );
   $("held-count").textContent = String(answer.suppressed.length);
+  const confirmation = $("confirmation");
+  confirmation.hidden = !state.confirmation;
+  confirmation.textContent = state.confirmation || "";
+  state.confirmation = null;
   $("actions").hidden = false;
 }
 
@@ -307,12 +369,14 @@ async function report(rec, outcome) {
   try {
     await api("POST", "/v1/outcomes", body);
   } catch (err) {
-    banner("error", `The outcome was not recorded: ${err.message}`);
+    banner("error", `The outcome was not recorded. ${plain(err)}`);
     setBusy(false);
     return;
   }
   setBusy(false);
-  await lookUp(`Recorded: ${word} “${rec.name}”.`);
+  const done = `Recorded: ${word} “${rec.name}”.`;
+  state.confirmation = `✓ ${done}`;
+  await lookUp(done);
 }
 
 document.addEventListener("keydown", (event) => {
@@ -326,5 +390,10 @@ document.addEventListener("keydown", (event) => {
 });
 
 loadModelLine();
-loadExamples();
-$("customer").focus();
+// Without a key every call would be refused: ask for it first, call nothing before.
+if (state.key) {
+  loadExamples();
+  $("customer").focus();
+} else {
+  askKey();
+}
