@@ -73,7 +73,6 @@ class Settings(BaseSettings):
     )
     currency: str = Field(
         default="EUR",
-        pattern=r"^[A-Z]{3}$",
         description="ISO 4217 code of the catalog's money amounts, as the agent desk shows "
         "them (EUR, USD, GBP, ...).",
     )
@@ -150,6 +149,14 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency_code(cls, value: object) -> object:
+        code = value.strip().upper() if isinstance(value, str) else value
+        if not (isinstance(code, str) and len(code) == 3 and code.isascii() and code.isalpha()):
+            raise ValueError("a three-letter currency code such as EUR, USD or GBP")
+        return code
 
     @property
     def home_dir(self) -> Path:
