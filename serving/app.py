@@ -27,6 +27,7 @@ from serving.desk import STATIC_DIR
 from serving.engine import Recommender
 from serving.metrics import Metrics
 from serving.middleware import Gate
+from serving.reloads import reload_count
 from serving.routes import admin, customers, health, outcomes, recommendations
 
 log = logging.getLogger("nba.serving")
@@ -103,25 +104,36 @@ def worker_app() -> FastAPI:
 
 async def _poll(state: ServerState, recommender: Recommender) -> None:
     """Pick up a new @champion, or the first model and the feature store after a late
-    `make demo` (or a store that was missing at start), without a restart."""
+    `make demo` (or a store that was missing at start), without a restart; and a reload
+    requested through another worker (:mod:`serving.reloads`)."""
     s = state.settings
     next_model = 0.0
     loop = asyncio.get_running_loop()
+    seen = await _reload_count(recommender)
     while True:
         missing_model = recommender.model is None
         missing_store = recommender.reader is None
-        if not (missing_model or missing_store) and not s.model_poll_seconds:
-            return
         await asyncio.sleep(STORE_RETRY_SECONDS)
         if missing_store:
             async with state.reload_lock:
                 await run_in_threadpool(recommender.open_feature_store)
-        # The registry: every 10 s at most until there is a model, then at the set pace.
-        if loop.time() < next_model:
+        asked = await _reload_count(recommender)
+        moved = asked is not None and seen is not None and asked != seen
+        seen = asked if asked is not None else seen
+        # The registry: every 10 s at most until there is a model, then at the set pace;
+        # at once when a reload was asked for.
+        if not moved and loop.time() < next_model:
             continue
         pace = s.model_poll_seconds
-        next_model = loop.time() + (min(pace or 10.0, 10.0) if missing_model else pace)
-        if missing_model or pace:
-            async with state.reload_lock:
-                if not await run_in_threadpool(recommender.load_model):
-                    await run_in_threadpool(recommender.load_challenger)
+        next_model = loop.time() + (min(pace or 10.0, 10.0) if missing_model else pace or 1e12)
+        async with state.reload_lock:
+            if not await run_in_threadpool(recommender.load_model):
+                await run_in_threadpool(recommender.load_challenger)
+
+
+async def _reload_count(recommender: Recommender) -> int | None:
+    """The shared reload counter; ``None`` while the decision log cannot be read."""
+    try:
+        return await reload_count(recommender.log)
+    except Exception:  # the log's own probes report an outage; a missed count waits
+        return None

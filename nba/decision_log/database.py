@@ -62,6 +62,8 @@ _TABLES = (
         recorded_at TEXT NOT NULL,
         PRIMARY KEY (decision_id, action_id))""",
     "CREATE INDEX IF NOT EXISTS outcomes_customer ON outcomes (customer_id, presented_at)",
+    # Counters the API's workers share (serving.reloads: a reload that reaches them all).
+    "CREATE TABLE IF NOT EXISTS control (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS api_keys (
         key_id TEXT PRIMARY KEY,
         secret_sha256 TEXT NOT NULL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -46,18 +47,21 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
             max=64,
+            show_default="one per core",
             help="Worker processes sharing the port, each with its own copy of the model "
             "(about 500-600 MB for the demo's); more answers per second on more cores.",
         ),
-    ] = 1,
+    ] = None,
 ) -> None:
     """Serve the real-time API (recommendations, outcomes) with nba-policy@champion.
 
-    One uvicorn worker unless --workers says more; JSON logs on stderr. Settings:
+    One uvicorn worker per core unless --workers says otherwise; they share the decision
+    log, the keys and reloads (POST /admin/reload reaches every worker within about a
+    second). JSON logs on stderr. Settings:
     NBA_AUTH, NBA_FEATURE_BUDGET_MS, NBA_DECISION_LOG_URL, NBA_DECISION_LOG_DEADLINE_MS,
     NBA_ONLINE_STORE, NBA_MODEL_POLL_SECONDS, NBA_REQUEST_TIMEOUT_SECONDS, NBA_MAX_CONNECTIONS,
     NBA_AUTH_FAILURES_PER_MINUTE (see the README).
@@ -70,7 +74,12 @@ def serve(
     configure_json_logging(settings.log_level)
     if not settings.auth:
         err.print("[yellow]warning:[/] NBA_AUTH=false: the API accepts requests without a key")
-    run(settings, host, port, workers)
+    run(settings, host, port, workers or _cores())
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's limit, not the host's count)."""
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 def _decision_log() -> DecisionLog:

@@ -4,9 +4,11 @@ schemathesis run over the OpenAPI spec with no 5xx answer."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +60,50 @@ def test_several_workers_share_the_port_and_the_decision_log(
     log = DecisionLog(log_url)
     assert log.count("served") == len(customers)
     log.close()
+
+
+def test_a_reload_reaches_every_worker(sqlite_workspace: Workspace, tmp_path: Path) -> None:
+    """`POST /admin/reload` is answered by one worker; the others follow within seconds
+    through the decision log's shared counter, not at the registry poll (off here)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from nba.config import get_settings
+    from nba.tracking import MODEL_NAME, configure, set_alias
+    from tests.conftest import environment
+
+    home = tmp_path / "home"
+    shutil.copytree(sqlite_workspace.home, home)
+    log_url = f"sqlite:///{tmp_path / 'decision_log.db'}"
+    env = server_env(sqlite_workspace, log_url) | {
+        "NBA_HOME": str(home),
+        "NBA_MODEL_POLL_SECONDS": "0",
+    }
+    key = cli_key(env, "recommend,admin")
+    port = free_port()
+    body = {"customer_id": sqlite_workspace.customers[0], "channel": "phone"}
+
+    def versions(n: int) -> set[str]:
+        return {post_json(port, "/v1/recommendations", body, key)["model_version"]
+                for _ in range(n)}  # fmt: skip
+
+    with nba_server(env, port, workers=2) as proc:
+        assert len(_worker_pids(proc.pid)) == 2
+        (old,) = versions(12)
+        with environment(NBA_HOME=str(home)):
+            settings = get_settings()
+            configure(settings)
+            current = MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion")
+            new = str(mlflow.register_model(current.source, MODEL_NAME).version)
+            set_alias("champion", new, settings)
+        reloaded = post_json(port, "/admin/reload", {}, key)
+        assert reloaded == {"model_version": new, "changed": True}
+        deadline = time.monotonic() + 90  # each worker loads the version apart (~5 s)
+        seen = versions(12)
+        while seen != {new} and time.monotonic() < deadline:
+            time.sleep(1.0)
+            seen = versions(12)
+    assert old != new and seen == {new}
 
 
 def test_acknowledged_outcomes_survive_kill_9(sqlite_workspace: Workspace, tmp_path: Path) -> None:
