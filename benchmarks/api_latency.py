@@ -4,9 +4,9 @@
     python benchmarks/api_latency.py                # 500 req/s for 60 s, then the rate search
     python benchmarks/api_latency.py --duration 20 --rates 300,500,700
 
-Server: one `nba serve` worker (uvicorn, uvloop, httptools) on loopback, the demo model, the
-SQLite online store, API keys on, the decision log committing (fsync) every answer, the
-access log on (to /dev/null). Load: `wrk` (Debian package) with a Lua script; every request
+Server: `nba serve` (uvicorn, uvloop, httptools; one worker per core unless
+``--workers``) on loopback, the demo model, the SQLite online store, API keys on, the
+decision log committing (fsync) every answer, the access log on (to /dev/null). Load: `wrk` (Debian package) with a Lua script; every request
 asks for a different customer. wrk is a closed-loop generator: each connection waits a
 random (exponential) time between its requests, so arrivals are close to Poisson at the
 offered rate, and the achieved rate is printed next to the target. Floor: the same profile
@@ -178,6 +178,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--floor-n", type=int, default=3000)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, len(os.sched_getaffinity(0))),
+        help="server worker processes (default: one per core, as `nba serve`)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
@@ -226,7 +232,8 @@ def main() -> None:
     quoted = ",".join(f'"{c}"' for c in ids)
     lua.write_text(LUA % {"ids": quoted, "key": key, "delay": "%DELAY%"})
     env = dict(os.environ, NBA_MODEL_POLL_SECONDS="0")
-    with nba_serve(env, args.port):
+    print(f"server: {args.workers} worker(s)")
+    with nba_serve(env, args.port, workers=args.workers):
         run_wrk(args.port, lua, 200, 5, args.connections, f["full_p50"])  # warm-up
         main_run = run_wrk(
             args.port, lua, args.target, args.duration, args.connections, f["full_p50"] + 1

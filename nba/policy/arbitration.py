@@ -13,28 +13,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from nba.catalog import Catalog
+from nba.policy.contact_rules import (
+    ALL_ACTIONS,
+    OK,
+    RULE_ALL_DECLINES,
+    RULE_ALL_OFFERS,
+    RULE_DECLINES,
+    RULE_FAMILY_DECLINES,
+    RULE_FAMILY_OFFERS,
+    RULE_MAX_OFFERS,
+    RULE_PAUSE,
+    apply_contact_rules,
+)
 from nba.profiles import NUMERIC_FEATURE_NAMES
 from nba.vocabulary import FAMILIES
 
-OK = 0
 RULE_ELIGIBILITY = 1
 RULE_EMAIL_KNOWN = 2
 RULE_PRODUCT_HELD = 3
 RULE_CHANNEL = 4
-RULE_MAX_OFFERS = 5
-RULE_DECLINES = 6
 RULE_VALUE_UNKNOWN = 7
 RULE_NOT_WORTH_IT = 8
-RULE_FAMILY_OFFERS = 9
-RULE_FAMILY_DECLINES = 10
-RULE_ALL_OFFERS = 11
-RULE_ALL_DECLINES = 12
-RULE_PAUSE = 13
 CONTACT_POLICY_RULES = (
     RULE_MAX_OFFERS,
     RULE_DECLINES,
@@ -45,8 +48,6 @@ CONTACT_POLICY_RULES = (
     RULE_PAUSE,
 )
 """The rules of the contact policies (the action's own and the company's)."""
-ALL_ACTIONS = -1
-"""The group code of the company-wide limits across all actions (families: 0, 1, …)."""
 
 
 @dataclass
@@ -95,17 +96,6 @@ class Screen:
     age: np.ndarray | None = None
 
 
-def _window_counts(
-    hist: History, mask: np.ndarray, days: float, n: int, actions: np.ndarray | int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per contact: the matching past decisions of ``actions`` within ``days``, and the
-    age of the newest (inf: none)."""
-    sel = np.isin(hist.action, actions) & mask & (hist.age_days <= days)
-    newest = np.full(n, np.inf)
-    np.minimum.at(newest, hist.contact[sel], hist.age_days[sel])
-    return np.bincount(hist.contact[sel], minlength=n), newest
-
-
 def _codes(values: list[str]) -> tuple[list[str], np.ndarray]:
     """(distinct values, each value's index among them)."""
     index: dict[str, int] = {}
@@ -129,22 +119,10 @@ def screen(
     held_kinds, held_of = _codes(active_products)
     held = [set(p.split(",")) if p else set() for p in held_kinds]
     channel_kinds, channel_of = _codes(channels)
-    all_rows = np.ones(history.contact.shape[0], dtype=bool)
-    has_history = bool(history.contact.shape[0])  # no past decisions: no contact-policy rule
 
-    def mark(
-        j: int,
-        rows: np.ndarray,
-        rule: int,
-        counts: np.ndarray | None = None,
-        newest: np.ndarray | None = None,
-    ) -> None:
+    def mark(j: int, rows: np.ndarray, rule: int) -> None:
         free = rows & (status[:, j] == OK)
         status[free, j] = rule
-        if counts is not None:
-            count[free, j] = counts[free]
-        if newest is not None:
-            age[free, j] = newest[free]
 
     for j, a in enumerate(catalog.actions):
         if a.eligibility is not None:
@@ -157,54 +135,8 @@ def screen(
             mark(j, holds, RULE_PRODUCT_HELD)
         allowed = np.array([c in a.channels for c in channel_kinds], dtype=bool)[channel_of]
         mark(j, ~allowed, RULE_CHANNEL)
-        if not has_history:
-            continue
-        cp = catalog.company_policy.for_action(a.contact_policy)
-        # Declines first: "declined just now" is what the agent needs to read, not the
-        # offer count that the same presentation also reached.
-        if cp.suppress_after_declines is not None and cp.suppress_days is not None:
-            declines, newest = _window_counts(history, history.declined, cp.suppress_days, n, j)
-            mark(j, declines >= cp.suppress_after_declines, RULE_DECLINES, declines, newest)
-        if cp.max_offers is not None and cp.window_days is not None:
-            offers, newest = _window_counts(history, all_rows, cp.window_days, n, j)
-            mark(j, offers >= cp.max_offers, RULE_MAX_OFFERS, offers, newest)
-    if has_history:
-        _company_rules(catalog, history, mark, n)
+    apply_contact_rules(catalog, history, status, count, age)
     return Screen(status, count, age)
-
-
-def _company_rules(catalog: Catalog, history: History, mark: Any, n: int) -> None:
-    """The catalog's company-wide limits: per family, then across all actions, then the
-    pause after an accepted action (which names its group in ``count`` for the text)."""
-    company = catalog.company_policy
-    families = np.array([FAMILIES.index(a.family) for a in catalog.actions])
-    everything = np.arange(families.size)
-    groups = [(FAMILIES.index(f), p) for f, p in company.families.items()]
-    groups.append((ALL_ACTIONS, company.all_actions))
-    everyone = np.ones(history.contact.shape[0], dtype=bool)
-    for code, gp in groups:
-        members = everything if code == ALL_ACTIONS else np.flatnonzero(families == code)
-        whole = code == ALL_ACTIONS
-        if gp.max_offers is not None and gp.window_days is not None:
-            offers, newest = _window_counts(history, everyone, gp.window_days, n, members)
-            for j in members.tolist():
-                rule = RULE_ALL_OFFERS if whole else RULE_FAMILY_OFFERS
-                mark(j, offers >= gp.max_offers, rule, offers, newest)
-        if gp.suppress_after_declines is not None and gp.suppress_days is not None:
-            declined = history.declined
-            declines, newest = _window_counts(history, declined, gp.suppress_days, n, members)
-            hit = declines >= gp.suppress_after_declines
-            for j in members.tolist():
-                rule = RULE_ALL_DECLINES if whole else RULE_FAMILY_DECLINES
-                mark(j, hit, rule, declines, newest)
-    for code, gp in groups:
-        if gp.quiet_days_after_accepted is None:
-            continue
-        members = everything if code == ALL_ACTIONS else np.flatnonzero(families == code)
-        days = gp.quiet_days_after_accepted
-        taken, newest = _window_counts(history, history.accepted, days, n, members)
-        for j in everything.tolist():
-            mark(j, taken > 0, RULE_PAUSE, np.full(n, code), newest)
 
 
 def amounts(

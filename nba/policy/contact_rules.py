@@ -1,0 +1,143 @@
+"""The contact policies applied to a batch of contacts (:mod:`nba.contact_policy` says
+what they are): each action's own limits, then the company's per family and across all
+actions, then the pause after an accepted action.
+
+Worked on whole ``(n_contacts, n_actions)`` matrices, one count per window and kind of
+past decision, not per action: an API answer is one contact, where a dozen small numpy
+calls per action would cost more than the model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from nba.vocabulary import FAMILIES
+
+if TYPE_CHECKING:
+    from nba.catalog import Catalog
+    from nba.policy.arbitration import History
+
+OK = 0
+RULE_MAX_OFFERS = 5
+RULE_DECLINES = 6
+RULE_FAMILY_OFFERS = 9
+RULE_FAMILY_DECLINES = 10
+RULE_ALL_OFFERS = 11
+RULE_ALL_DECLINES = 12
+RULE_PAUSE = 13
+ALL_ACTIONS = -1
+"""The group code of the company-wide limits across all actions (families: 0, 1, …)."""
+
+
+class _Tally:
+    """The batch's past decisions counted per (contact, action): presented, declined or
+    accepted, within a number of days; each count made once."""
+
+    def __init__(self, history: History, n: int, k: int) -> None:
+        known = history.action >= 0  # actions not in the catalog count for no rule
+        self.key = (history.contact * k + history.action)[known]
+        self.age = history.age_days[known]
+        self.kind = {
+            "offered": np.ones(self.key.shape, dtype=bool),
+            "declined": history.declined[known],
+            "accepted": history.accepted[known],
+        }
+        self.n, self.k = n, k
+        self._counts: dict[tuple[str, float], np.ndarray] = {}
+        self._newest: dict[str, np.ndarray] = {}
+
+    def counts(self, kind: str, days: float) -> np.ndarray:
+        """``(n, k)``: past decisions of that kind within ``days``."""
+        found = self._counts.get((kind, days))
+        if found is None:
+            sel = self.kind[kind] & (self.age <= days)
+            found = np.bincount(self.key[sel], minlength=self.n * self.k).reshape(self.n, self.k)
+            self._counts[(kind, days)] = found
+        return found
+
+    def newest(self, kind: str) -> np.ndarray:
+        """``(n, k)``: days since the newest past decision of that kind (inf: none)."""
+        found = self._newest.get(kind)
+        if found is None:
+            found = np.full(self.n * self.k, np.inf)
+            sel = self.kind[kind]
+            np.minimum.at(found, self.key[sel], self.age[sel])
+            found = found.reshape(self.n, self.k)
+            self._newest[kind] = found
+        return found
+
+
+def apply_contact_rules(
+    catalog: Catalog,
+    history: History,
+    status: np.ndarray,
+    count: np.ndarray,
+    age: np.ndarray,
+) -> None:
+    """Mark, in place, the cells still OK that a contact policy holds back: ``status``
+    the rule, ``count`` the offers or declines that reached the limit (for a pause: the
+    group code), ``age`` the days since the newest of them."""
+    n, k = status.shape
+    if not history.contact.shape[0]:
+        return
+    tally = _Tally(history, n, k)
+
+    def mark(rule: int, hit: np.ndarray, counts: np.ndarray, newest: np.ndarray) -> None:
+        free = hit & (status == OK)
+        status[free] = rule
+        count[free] = counts[free]
+        age[free] = newest[free]
+
+    company = catalog.company_policy
+    own = [company.for_action(a.contact_policy) for a in catalog.actions]
+    # Declines first: "declined just now" is what the agent needs to read, not the offer
+    # count that the same presentation also reached.
+    for rule, kind, limit, days in (
+        (RULE_DECLINES, "declined", "suppress_after_declines", "suppress_days"),
+        (RULE_MAX_OFFERS, "offered", "max_offers", "window_days"),
+    ):
+        hit = np.zeros((n, k), dtype=bool)
+        counts = np.zeros((n, k), dtype=np.int64)
+        for window in {getattr(p, days) for p in own} - {None}:
+            cols = [j for j, p in enumerate(own) if getattr(p, days) == window]
+            c = tally.counts(kind, window)[:, cols]
+            counts[:, cols] = c
+            hit[:, cols] = c >= np.array([getattr(own[j], limit) for j in cols])
+        if hit.any():
+            mark(rule, hit, counts, tally.newest(kind))
+
+    families = np.array([FAMILIES.index(a.family) for a in catalog.actions])
+    groups = [(FAMILIES.index(f), p) for f, p in company.families.items()]
+    groups.append((ALL_ACTIONS, company.all_actions))
+    for code, gp in groups:
+        members = families == code if code != ALL_ACTIONS else np.ones(k, dtype=bool)
+        whole = code == ALL_ACTIONS
+        for rule, kind, most, within in (
+            (RULE_ALL_OFFERS if whole else RULE_FAMILY_OFFERS, "offered", gp.max_offers,
+             gp.window_days),
+            (RULE_ALL_DECLINES if whole else RULE_FAMILY_DECLINES, "declined",
+             gp.suppress_after_declines, gp.suppress_days),
+        ):  # fmt: skip
+            if most is None or within is None or not members.any():
+                continue
+            c = tally.counts(kind, within)[:, members].sum(axis=1)
+            hit = c >= most
+            if hit.any():
+                newest = tally.newest(kind)[:, members].min(axis=1)
+                mark(rule, hit[:, None] & members[None, :], _wide(c, k), _wide(newest, k))
+    for code, gp in groups:
+        quiet = gp.quiet_days_after_accepted
+        members = families == code if code != ALL_ACTIONS else np.ones(k, dtype=bool)
+        if quiet is None or not members.any():
+            continue
+        taken = tally.counts("accepted", quiet)[:, members].sum(axis=1) > 0
+        if taken.any():
+            newest = tally.newest("accepted")[:, members].min(axis=1)
+            mark(RULE_PAUSE, np.repeat(taken[:, None], k, axis=1), np.full((n, k), code),
+                 _wide(newest, k))  # fmt: skip
+
+
+def _wide(column: np.ndarray, k: int) -> np.ndarray:
+    return np.repeat(column[:, None], k, axis=1)
