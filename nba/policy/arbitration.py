@@ -120,21 +120,27 @@ def screen(
     held = [set(p.split(",")) if p else set() for p in held_kinds]
     channel_kinds, channel_of = _codes(channels)
 
-    def mark(j: int, rows: np.ndarray, rule: int) -> None:
-        free = rows & (status[:, j] == OK)
-        status[free, j] = rule
-
+    # One (contact x action) matrix per rule, in the rules' order; a cell keeps the first
+    # rule that holds it back.
+    failed = np.zeros((n, k), dtype=bool)
     for j, a in enumerate(catalog.actions):
         if a.eligibility is not None:
-            ok = a.eligibility.evaluate(features, n).astype(bool)
-            mark(j, ~ok, RULE_ELIGIBILITY)
-        if a.family == "information_request":
-            mark(j, features["email_known"] > 0, RULE_EMAIL_KNOWN)
-        if a.product is not None:
-            holds = np.array([a.product in h for h in held], dtype=bool)[held_of]
-            mark(j, holds, RULE_PRODUCT_HELD)
-        allowed = np.array([c in a.channels for c in channel_kinds], dtype=bool)[channel_of]
-        mark(j, ~allowed, RULE_CHANNEL)
+            failed[:, j] = ~a.eligibility.evaluate(features, n).astype(bool)
+    status[failed] = RULE_ELIGIBILITY
+    asks = [j for j, a in enumerate(catalog.actions) if a.family == "information_request"]
+    if asks:
+        known = np.zeros((n, k), dtype=bool)
+        known[:, asks] = (features["email_known"] > 0)[:, None]
+        status[known & (status == OK)] = RULE_EMAIL_KNOWN
+    holds = np.array(
+        [[a.product is not None and a.product in h for a in catalog.actions] for h in held],
+        dtype=bool,
+    ).reshape(len(held), k)[held_of]
+    status[holds & (status == OK)] = RULE_PRODUCT_HELD
+    barred = np.array(
+        [[c not in a.channels for a in catalog.actions] for c in channel_kinds], dtype=bool
+    ).reshape(len(channel_kinds), k)[channel_of]
+    status[barred & (status == OK)] = RULE_CHANNEL
     apply_contact_rules(catalog, history, status, count, age)
     return Screen(status, count, age)
 

@@ -16,6 +16,7 @@ from nba.policy.arbitration import (
     RULE_NOT_WORTH_IT,
     RULE_VALUE_UNKNOWN,
     History,
+    Screen,
     amounts,
     feature_arrays,
     rule_text,
@@ -134,6 +135,10 @@ class Ranking:
 
     def __len__(self) -> int:
         return int(self.contact.size)
+
+
+_FEW_CONTACTS = 8
+"""Contacts up to which the families-first order is made in plain Python."""
 
 
 class Policy:
@@ -263,14 +268,16 @@ class Policy:
         p: np.ndarray,
         change: np.ndarray | None,
         money: tuple[np.ndarray, np.ndarray] | None = None,
+        sc: Screen | None = None,
     ) -> Scores:
-        """``money``: :func:`amounts` if already computed (expressions cost time per
-        answer)."""
+        """``money``: :func:`amounts`, ``sc``: :func:`screen`, if already computed (both
+        cost time per answer)."""
         n = len(contacts)
         feats = feature_arrays(contacts.profile_x)
-        sc = screen(
-            self.catalog, feats, contacts.active_products, contacts.channel, contacts.history
-        )
+        if sc is None:
+            sc = screen(
+                self.catalog, feats, contacts.active_products, contacts.channel, contacts.history
+            )
         if contacts.cold is not None and contacts.cold.any():
             p[contacts.cold] = self.model.prior_rates()
         net, cost = money if money is not None else amounts(self.catalog, feats, n)
@@ -315,7 +322,7 @@ class Policy:
         row = np.full((n, k), -1, dtype=np.int64)
         row[who, act] = np.arange(who.size)
         change = self._change(contacts, p, who, act)
-        return self._arbitrate(contacts, p, change, money), x, row
+        return self._arbitrate(contacts, p, change, money, sc), x, row
 
     def rank(self, contacts: Contacts, limit: int | None = None) -> tuple[Ranking, Scores]:
         """Ranked recommendations of every contact (best first, at most ``limit``), columnar,
@@ -368,6 +375,8 @@ class Policy:
         family's second: the top of the list shows the choice between kinds of action, not
         three variants of one. The first action never moves."""
         n, k = order.shape
+        if n <= _FEW_CONTACTS:  # an API answer: plain Python beats a dozen numpy calls
+            return self._families_first_few(order, ok)
         fam = self._family_code[order]
         allowed = np.take_along_axis(ok, order, axis=1)
         seen = np.zeros((n, len(FAMILIES)), dtype=np.int64)
@@ -379,6 +388,26 @@ class Policy:
         # Held-back actions stay last; among the allowed: by n-th of its family, then rank.
         key = np.where(allowed, nth * k + np.arange(k)[None, :], k * k + np.arange(k)[None, :])
         return np.take_along_axis(order, np.argsort(key, axis=1, kind="stable"), axis=1)
+
+    def _families_first_few(self, order: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """:meth:`_families_first` one contact at a time (the same order)."""
+        family = self._family_code.tolist()
+        out = np.empty_like(order)
+        last = order.shape[1] ** 2
+        for i, row in enumerate(order.tolist()):
+            allowed = ok[i].tolist()
+            seen: dict[int, int] = {}
+            keyed = []
+            for position, a in enumerate(row):
+                if allowed[a]:
+                    nth = seen.get(family[a], 0)
+                    seen[family[a]] = nth + 1
+                    keyed.append((nth, position, a))
+                else:
+                    keyed.append((last, position, a))
+            keyed.sort()
+            out[i] = [a for _, _, a in keyed]
+        return out
 
     def decide(self, contacts: Contacts, limit: int | None = None) -> list[Decision]:
         """Ranked recommendations (best first, at most ``limit``) and suppressed actions."""

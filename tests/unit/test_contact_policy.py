@@ -122,3 +122,22 @@ def test_the_default_catalog_sets_a_company_policy() -> None:
     company = load_catalog().company_policy
     assert company.families["retention_gesture"].max_offers == 1
     assert company.all_actions.max_offers is not None
+
+
+def test_the_families_first_order_is_the_same_one_by_one_and_in_a_batch() -> None:
+    import numpy as np
+
+    from nba.catalog import load_catalog
+    from nba.policy.policy import Policy
+
+    catalog = load_catalog()
+    policy = Policy(catalog, FixedModel([0.1] * len(catalog.actions)))  # type: ignore[arg-type]
+    rng = np.random.default_rng(3)
+    n, k = 200, len(catalog.actions)
+    priority = rng.normal(size=(n, k))
+    ok = rng.random((n, k)) < 0.7
+    order = np.argsort(-np.where(ok, priority, -np.inf), axis=1, kind="stable")
+    batch = policy._families_first(order, ok)
+    few = np.vstack([policy._families_first(order[i : i + 1], ok[i : i + 1]) for i in range(n)])
+    np.testing.assert_array_equal(batch, few)
+    assert (batch[:, 0] == order[:, 0]).all()  # the best action never moves
