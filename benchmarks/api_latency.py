@@ -6,10 +6,11 @@
 
 Server: `nba serve` (uvicorn, uvloop, httptools; one worker per core unless
 ``--workers``) on loopback, the demo model, the SQLite online store, API keys on, the
-decision log committing (fsync) every answer, the access log on (to /dev/null). Load: `wrk` (Debian package) with a Lua script; every request
-asks for a different customer. wrk is a closed-loop generator: each connection waits a
-random (exponential) time between its requests, so arrivals are close to Poisson at the
-offered rate, and the achieved rate is printed next to the target. Floor: the same profile
+decision log committing (fsync) every answer, the access log on (to /dev/null). Load:
+`wrk` (Debian package) with a Lua script; every request asks for a different customer.
+wrk is a closed-loop generator: each connection waits a random (exponential) time between
+its requests, so arrivals are close to Poisson at the offered rate, and the achieved rate
+is printed next to the target. Floor: the same profile
 read (Feast provider) + scoring + arbitration in-process, one customer at a time, without
 HTTP or the decision log.
 """

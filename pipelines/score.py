@@ -186,6 +186,8 @@ def _open_model(alias: str, settings: Settings) -> tuple[ModelRef, str, Policy]:
     path = mlflow.artifacts.download_artifacts(ref.pinned_uri)
     policy: Policy = mlflow.pyfunc.load_model(path).unwrap_python_model().policy
     policy.model.prepare()
+    if policy.uplift is not None:
+        policy.uplift.forest()
     return ref, path, policy
 
 

@@ -52,6 +52,8 @@ def load_champion(settings: Settings, ref: ModelRef | None = None) -> LoadedMode
     ref = ref or resolve(CHAMPION, settings)
     model = mlflow.pyfunc.load_model(ref.pinned_uri).unwrap_python_model()
     model.policy.model.prepare()
+    if model.policy.uplift is not None:
+        model.policy.uplift.forest()  # compiled now, not at the first answer
     # Versions logged before the typical profile existed rank an unreadable profile as
     # all-unknown (NaN) instead.
     default = getattr(model, "default_profile", UNKNOWN_PROFILE)

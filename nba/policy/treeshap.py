@@ -32,7 +32,8 @@ MAX_SPLITS = 10
 
 _ZERO = 1.0000000180025095e-35  # LightGBM's kZeroThreshold (1e-35f as a double)
 _NUMERIC, _CATEGORICAL = 0, 1
-_MISSING = {"None": 0, "Zero": 1, "NaN": 2}
+MISSING_CODE = {"None": 0, "Zero": 1, "NaN": 2}
+"""LightGBM's missing-value types, as the compiled split decision reads them."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def compile_booster(booster: lgb.Booster, num_iteration: int | None = None) -> T
         for node in splits:
             i = int(node["split_index"])
             feature[t, i] = int(node["split_feature"])
-            missing[t, i] = _MISSING[node["missing_type"]]
+            missing[t, i] = MISSING_CODE[node["missing_type"]]
             default_left[t, i] = bool(node["default_left"])
             if node["decision_type"] == "==":
                 kind[t, i] = _CATEGORICAL
@@ -269,6 +270,34 @@ _NODE_ARGS = (
 )
 
 
+@numba.njit(cache=True, nogil=True)
+def goes_left(
+    v: float,
+    categorical: bool,
+    missing: int,
+    default_left: bool,
+    threshold: float,
+    cat_start: int,
+    cat_words: int,
+    cat_bits: np.ndarray,
+) -> bool:  # pragma: no cover - compiled by numba; tested through TreeTables and Forest
+    """LightGBM's decision at one split for the value ``v`` (``Tree::Decision``)."""
+    if categorical:  # NaN and negatives go right
+        if np.isnan(v):
+            return False
+        c = int(v)  # truncates toward zero, like LightGBM's static_cast
+        if c < 0 or c >= 32 * cat_words:
+            return False
+        return (cat_bits[cat_start + c // 32] >> (c % 32)) & 1 == 1
+    if np.isnan(v) and missing != 2:
+        v = 0.0
+    elif v >= -_ZERO and v <= _ZERO:
+        v = 0.0  # LightGBM's row reader passes |v| <= kZeroThreshold as 0
+    if (missing == 1 and v >= -_ZERO and v <= _ZERO) or (missing == 2 and np.isnan(v)):
+        return default_left
+    return v <= threshold
+
+
 @numba.njit(cache=True)
 def _explain_row(
     x: np.ndarray,
@@ -292,25 +321,16 @@ def _explain_row(
     for t in range(n_nodes.shape[0]):
         pattern = 0
         for i in range(n_nodes[t]):
-            v = x[r, node_feature[t, i]]
-            left = False
-            if node_kind[t, i] == 1:  # categorical: NaN and negatives go right
-                if not np.isnan(v):
-                    c = int(v)  # truncates toward zero, like LightGBM's static_cast
-                    if c >= 0 and c < 32 * node_cat_words[t, i]:
-                        word = cat_bits[node_cat_start[t, i] + c // 32]
-                        left = (word >> (c % 32)) & 1 == 1
-            else:
-                mt = node_missing[t, i]
-                if np.isnan(v) and mt != 2:
-                    v = 0.0
-                elif v >= -_ZERO and v <= _ZERO:
-                    v = 0.0  # LightGBM's row reader passes |v| <= kZeroThreshold as 0
-                if (mt == 1 and v >= -_ZERO and v <= _ZERO) or (mt == 2 and np.isnan(v)):
-                    left = node_default_left[t, i]
-                else:
-                    left = v <= node_threshold[t, i]
-            if left:
+            if goes_left(
+                x[r, node_feature[t, i]],
+                node_kind[t, i] == _CATEGORICAL,
+                node_missing[t, i],
+                node_default_left[t, i],
+                node_threshold[t, i],
+                node_cat_start[t, i],
+                node_cat_words[t, i],
+                cat_bits,
+            ):
                 pattern |= 1 << i
         base = table_offset[t] + pattern * n_slots[t]
         for s in range(n_slots[t]):

@@ -34,6 +34,7 @@ import lightgbm as lgb
 import numpy as np
 
 from nba.policy.design import CATEGORICAL_COLUMNS, MODEL_COLUMNS
+from nba.policy.forest import Forest, compile_forest
 from nba.policy.response import booster_params
 from nba.profiles import NUMERIC_FEATURE_NAMES
 
@@ -134,14 +135,19 @@ class UpliftModel:
             raise RuntimeError("UpliftModel is not fitted: call fit() first")
 
     def kept_share(self, x: np.ndarray) -> np.ndarray:
-        """Predicted share of the horizon's revenue kept, shape ``(n,)``."""
+        """Predicted share of the horizon's revenue kept, shape ``(n,)``: LightGBM's
+        prediction, by the compiled tree walk (:mod:`nba.policy.forest`)."""
         self._check_fitted()
         if not x.shape[0]:
             return np.empty(0)
-        out = self.booster_.predict(
-            x, num_iteration=self.rounds_, num_threads=self.predict_threads
-        )
-        return np.asarray(out, dtype=float)
+        return self.forest().raw(x)
+
+    def forest(self) -> Forest:
+        """The booster's trees, compiled once."""
+        found: Forest | None = getattr(self, "_forest", None)
+        if found is None:
+            found = self._forest = compile_forest(self.booster_, self.rounds_)
+        return found
 
     # --- persistence (plain text: no pickles) -----------------------------------------------
 
