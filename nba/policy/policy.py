@@ -22,6 +22,7 @@ from nba.policy.arbitration import (
     rule_text,
     screen,
 )
+from nba.policy.contact_rules import families_first
 from nba.policy.design import (
     NOTHING_BRANCH,
     NOTHING_FAMILY,
@@ -135,10 +136,6 @@ class Ranking:
 
     def __len__(self) -> int:
         return int(self.contact.size)
-
-
-_FEW_CONTACTS = 8
-"""Contacts up to which the families-first order is made in plain Python."""
 
 
 class Policy:
@@ -333,7 +330,7 @@ class Policy:
         # Highest priority first; catalog order breaks ties (stable sort).
         order = np.argsort(-np.where(ok, scores.priority, -np.inf), axis=1, kind="stable")
         if self.catalog.company_policy.families_first:
-            order = self._families_first(order, ok)
+            order = families_first(order, ok, self._family_code)
         width = k if limit is None else min(limit, k)
         order = order[:, :width]
         shown = np.minimum(ok.sum(axis=1), width)
@@ -369,45 +366,6 @@ class Policy:
             None if scores.cost is None else scores.cost[who, act],
         )
         return ranking, scores
-
-    def _families_first(self, order: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        """``order`` (best first per contact) with each family's best action before any
-        family's second: the top of the list shows the choice between kinds of action, not
-        three variants of one. The first action never moves."""
-        n, k = order.shape
-        if n <= _FEW_CONTACTS:  # an API answer: plain Python beats a dozen numpy calls
-            return self._families_first_few(order, ok)
-        fam = self._family_code[order]
-        allowed = np.take_along_axis(ok, order, axis=1)
-        seen = np.zeros((n, len(FAMILIES)), dtype=np.int64)
-        nth = np.empty((n, k), dtype=np.int64)
-        rows = np.arange(n)
-        for position in range(k):
-            nth[:, position] = seen[rows, fam[:, position]]
-            seen[rows, fam[:, position]] += allowed[:, position]
-        # Held-back actions stay last; among the allowed: by n-th of its family, then rank.
-        key = np.where(allowed, nth * k + np.arange(k)[None, :], k * k + np.arange(k)[None, :])
-        return np.take_along_axis(order, np.argsort(key, axis=1, kind="stable"), axis=1)
-
-    def _families_first_few(self, order: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        """:meth:`_families_first` one contact at a time (the same order)."""
-        family = self._family_code.tolist()
-        out = np.empty_like(order)
-        last = order.shape[1] ** 2
-        for i, row in enumerate(order.tolist()):
-            allowed = ok[i].tolist()
-            seen: dict[int, int] = {}
-            keyed = []
-            for position, a in enumerate(row):
-                if allowed[a]:
-                    nth = seen.get(family[a], 0)
-                    seen[family[a]] = nth + 1
-                    keyed.append((nth, position, a))
-                else:
-                    keyed.append((last, position, a))
-            keyed.sort()
-            out[i] = [a for _, _, a in keyed]
-        return out
 
     def decide(self, contacts: Contacts, limit: int | None = None) -> list[Decision]:
         """Ranked recommendations (best first, at most ``limit``) and suppressed actions."""

@@ -128,6 +128,7 @@ def test_the_families_first_order_is_the_same_one_by_one_and_in_a_batch() -> Non
     import numpy as np
 
     from nba.catalog import load_catalog
+    from nba.policy.contact_rules import families_first
     from nba.policy.policy import Policy
 
     catalog = load_catalog()
@@ -137,7 +138,8 @@ def test_the_families_first_order_is_the_same_one_by_one_and_in_a_batch() -> Non
     priority = rng.normal(size=(n, k))
     ok = rng.random((n, k)) < 0.7
     order = np.argsort(-np.where(ok, priority, -np.inf), axis=1, kind="stable")
-    batch = policy._families_first(order, ok)
-    few = np.vstack([policy._families_first(order[i : i + 1], ok[i : i + 1]) for i in range(n)])
+    code = policy._family_code
+    batch = families_first(order, ok, code)
+    few = np.vstack([families_first(order[i : i + 1], ok[i : i + 1], code) for i in range(n)])
     np.testing.assert_array_equal(batch, few)
     assert (batch[:, 0] == order[:, 0]).all()  # the best action never moves
