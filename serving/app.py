@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -107,8 +108,9 @@ async def _poll(state: ServerState, recommender: Recommender) -> None:
     `make demo` (or a store that was missing at start), without a restart; and a reload
     requested through another worker (:mod:`serving.reloads`)."""
     s = state.settings
-    next_model = 0.0
     loop = asyncio.get_running_loop()
+    # With the poll off and a model loaded, the registry is read only when asked to.
+    next_model = math.inf if recommender.model is not None and not s.model_poll_seconds else 0.0
     seen = await _reload_count(recommender)
     while True:
         missing_model = recommender.model is None
@@ -125,7 +127,7 @@ async def _poll(state: ServerState, recommender: Recommender) -> None:
         if not moved and loop.time() < next_model:
             continue
         pace = s.model_poll_seconds
-        next_model = loop.time() + (min(pace or 10.0, 10.0) if missing_model else pace or 1e12)
+        next_model = loop.time() + (min(pace or 10.0, 10.0) if missing_model else pace or math.inf)
         async with state.reload_lock:
             if not await run_in_threadpool(recommender.load_model):
                 await run_in_threadpool(recommender.load_challenger)

@@ -19,11 +19,11 @@ import numpy as np
 from nba.catalog import Catalog
 from nba.policy.contact_rules import (
     ALL_ACTIONS,
+    COMPANY_RULES,
     OK,
     RULE_ALL_DECLINES,
     RULE_ALL_OFFERS,
     RULE_DECLINES,
-    RULE_FAMILY_DECLINES,
     RULE_FAMILY_OFFERS,
     RULE_MAX_OFFERS,
     RULE_PAUSE,
@@ -38,16 +38,6 @@ RULE_PRODUCT_HELD = 3
 RULE_CHANNEL = 4
 RULE_VALUE_UNKNOWN = 7
 RULE_NOT_WORTH_IT = 8
-CONTACT_POLICY_RULES = (
-    RULE_MAX_OFFERS,
-    RULE_DECLINES,
-    RULE_FAMILY_OFFERS,
-    RULE_FAMILY_DECLINES,
-    RULE_ALL_OFFERS,
-    RULE_ALL_DECLINES,
-    RULE_PAUSE,
-)
-"""The rules of the contact policies (the action's own and the company's)."""
 
 
 @dataclass
@@ -164,7 +154,7 @@ def rule_text(
     :class:`Screen`)."""
     a = catalog.actions[j]
     cp = catalog.company_policy.for_action(a.contact_policy)
-    if rule >= RULE_FAMILY_OFFERS:
+    if rule in COMPANY_RULES:
         return _company_text(catalog, a.family, rule, count, age)
     if rule == RULE_DECLINES and age < 1:
         return (

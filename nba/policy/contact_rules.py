@@ -27,6 +27,16 @@ RULE_FAMILY_DECLINES = 10
 RULE_ALL_OFFERS = 11
 RULE_ALL_DECLINES = 12
 RULE_PAUSE = 13
+COMPANY_RULES = (
+    RULE_FAMILY_OFFERS,
+    RULE_FAMILY_DECLINES,
+    RULE_ALL_OFFERS,
+    RULE_ALL_DECLINES,
+    RULE_PAUSE,
+)
+"""The rules of the company's contact policy."""
+CONTACT_POLICY_RULES = (RULE_MAX_OFFERS, RULE_DECLINES, *COMPANY_RULES)
+"""The rules of the contact policies (the action's own and the company's)."""
 ALL_ACTIONS = -1
 """The group code of the company-wide limits across all actions (families: 0, 1, …)."""
 
@@ -109,10 +119,12 @@ def apply_contact_rules(
             mark(rule, hit, counts, tally.newest(kind))
 
     families = np.array([FAMILIES.index(a.family) for a in catalog.actions])
-    groups = [(FAMILIES.index(f), p) for f, p in company.families.items()]
-    groups.append((ALL_ACTIONS, company.all_actions))
-    for code, gp in groups:
-        members = families == code if code != ALL_ACTIONS else np.ones(k, dtype=bool)
+    # (group code, its limits, its actions): each family with limits, then all actions.
+    groups = [
+        (FAMILIES.index(f), p, families == FAMILIES.index(f)) for f, p in company.families.items()
+    ]
+    groups.append((ALL_ACTIONS, company.all_actions, np.ones(k, dtype=bool)))
+    for code, gp, members in groups:
         whole = code == ALL_ACTIONS
         for rule, kind, most, within in (
             (RULE_ALL_OFFERS if whole else RULE_FAMILY_OFFERS, "offered", gp.max_offers,
@@ -127,9 +139,8 @@ def apply_contact_rules(
             if hit.any():
                 newest = tally.newest(kind)[:, members].min(axis=1)
                 mark(rule, hit[:, None] & members[None, :], _wide(c, k), _wide(newest, k))
-    for code, gp in groups:
+    for code, gp, members in groups:
         quiet = gp.quiet_days_after_accepted
-        members = families == code if code != ALL_ACTIONS else np.ones(k, dtype=bool)
         if quiet is None or not members.any():
             continue
         taken = tally.counts("accepted", quiet)[:, members].sum(axis=1) > 0

@@ -29,13 +29,8 @@ import numpy as np
 import pandas as pd
 
 from nba.catalog import NO_ACTION, Catalog
-from nba.policy.arbitration import (
-    CONTACT_POLICY_RULES,
-    OK,
-    RULE_ELIGIBILITY,
-    RULE_NOT_WORTH_IT,
-    RULE_VALUE_UNKNOWN,
-)
+from nba.policy.arbitration import OK, RULE_ELIGIBILITY, RULE_NOT_WORTH_IT, RULE_VALUE_UNKNOWN
+from nba.policy.contact_rules import CONTACT_POLICY_RULES
 from nba.policy.policy import Scores
 from nba.policy.uplift import FEES_COLUMN
 

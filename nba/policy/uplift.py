@@ -77,6 +77,7 @@ class UpliftModel:
         self.n_threads = n_threads
         self.seed = seed
         self.predict_threads = 0
+        self._forest: Forest | None = None  # compiled from booster_, once per fit
 
     def params(self) -> dict[str, Any]:
         return booster_params(
@@ -128,6 +129,7 @@ class UpliftModel:
         )
         self.rounds_ = rounds
         self.horizon_months_ = float(horizon_months)
+        self._forest = None
         return self
 
     def _check_fitted(self) -> None:
@@ -144,10 +146,9 @@ class UpliftModel:
 
     def forest(self) -> Forest:
         """The booster's trees, compiled once."""
-        found: Forest | None = getattr(self, "_forest", None)
-        if found is None:
-            found = self._forest = compile_forest(self.booster_, self.rounds_)
-        return found
+        if self._forest is None:
+            self._forest = compile_forest(self.booster_, self.rounds_)
+        return self._forest
 
     # --- persistence (plain text: no pickles) -----------------------------------------------
 
