@@ -21,6 +21,24 @@ MODEL_NAME = "nba-policy"
 EXPERIMENT = "nba-policy"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+EXPERIMENT_TAGS = {
+    # MLflow's UI opens an experiment without this tag in its GenAI mode (traces, prompts).
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": (
+        "Every run of the Next-Best-Action engine on this workspace: **train** and "
+        "**retrain** (a new policy version), **evaluate** (a challenger against the "
+        "champion), **score** (what a scored base is recommended), **impact** (the NBA "
+        "against the control group) and **simulate-loop**. Each run's Overview starts "
+        "with its summary in plain words; the live version is `nba-policy@champion` "
+        "under Models."
+    ),
+}
+MODEL_DESCRIPTION = (
+    "The Next-Best-Action policy. `@champion` is the version the API serves and batch "
+    "scoring uses; `@challenger` is a candidate collecting evidence. Each version's tags "
+    "say its status (champion, challenger, rejected, retired), the run that decided it "
+    "and its headline value."
+)
 
 
 def tracking_uri(settings: Settings | None = None) -> str:
@@ -36,14 +54,50 @@ def configure(settings: Settings | None = None) -> str:
     s.home_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri(s))
     mlflow.set_registry_uri(tracking_uri(s))
+    artifacts = (s.home_dir.resolve() / "mlartifacts").as_uri()
     found = mlflow.get_experiment_by_name(EXPERIMENT)
-    if found is not None:
-        return str(found.experiment_id)
-    return str(
-        mlflow.create_experiment(
-            EXPERIMENT, artifact_location=(s.home_dir / "mlartifacts").as_uri()
+    if found is None:
+        return str(
+            mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts, tags=EXPERIMENT_TAGS)
         )
-    )
+    if found.artifact_location != artifacts:
+        _relocate(s, found.artifact_location, artifacts)
+    missing = {k: v for k, v in EXPERIMENT_TAGS.items() if k not in found.tags}
+    for key, value in missing.items():  # workspaces made before the tags existed
+        mlflow.MlflowClient().set_experiment_tag(found.experiment_id, key, value)
+    return str(found.experiment_id)
+
+
+def _relocate(settings: Settings, old: str, new: str) -> None:
+    """The workspace was copied or moved: point every stored artifact location that lies
+    under the old workspace's artifact folder at this one's. MLflow keeps them as absolute
+    URIs, so a copy would read (or lose) the original's files. Idempotent, one
+    transaction."""
+    import sqlite3
+
+    columns = {
+        "experiments": ("artifact_location",),
+        "runs": ("artifact_uri",),
+        "model_versions": ("source", "storage_location"),
+        "logged_models": ("artifact_location",),
+    }
+    con = sqlite3.connect(settings.home_dir / "mlflow.db")
+    try:
+        present = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        with con:
+            for table, cols in columns.items():
+                if table not in present:
+                    continue
+                have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+                for col in cols:
+                    if col in have:
+                        con.execute(
+                            f"UPDATE {table} SET {col} = ? || substr({col}, ?) "
+                            f"WHERE substr({col}, 1, ?) = ?",
+                            (new, len(old) + 1, len(old), old),
+                        )
+    finally:
+        con.close()
 
 
 @dataclass(frozen=True)

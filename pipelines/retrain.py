@@ -150,6 +150,6 @@ def retrain(
     ``nba promote --if-better --since`` on decisions logged after it was trained."""
     s = settings or get_settings()
     merged, n_feedback, n_original = refresh(data_dir, s)
-    report = train(merged, s, seed=seed, split=split)
+    report = train(merged, s, seed=seed, split=split, purpose="retrain")
     set_alias(CHALLENGER, report.version, s)
     return RetrainReport(report.version, n_feedback, n_original, merged, report)

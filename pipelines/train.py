@@ -36,8 +36,6 @@ from nba.policy.design import (
     reason_codes,
 )
 from nba.policy.evaluation import (
-    LABELS,
-    POLICIES,
     TruthEvaluation,
     choices,
     evaluate_against_truth,
@@ -54,9 +52,19 @@ from nba.tracking import (
     configure,
     has_alias,
     registry_quiet,
+    resolve,
     set_alias,
 )
 from nba.vocabulary import FAMILIES
+from pipelines.review.registry import Status, mark_version
+from pipelines.review.summary import log_summary
+from pipelines.review.training import (
+    Split,
+    headline,
+    training_charts,
+    training_summary,
+    training_verdict,
+)
 from pipelines.timing import Laps
 
 SPLITS = (0.72, 0.82, 0.91)
@@ -339,139 +347,6 @@ def logged_policy_values(
     }
 
 
-def _plots(
-    out: Path,
-    frame: pd.DataFrame,
-    y: np.ndarray,
-    p: np.ndarray,
-    model: ResponseModel,
-    mix: pd.DataFrame | None,
-) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    files = []
-    fig, ax = plt.subplots(figsize=(6, 5))
-    for family, idx in frame.groupby("family").indices.items():
-        order = np.argsort(p[idx])
-        chunks = np.array_split(order, 8)
-        ax.plot(
-            [p[idx][c].mean() for c in chunks],
-            [y[idx][c].mean() for c in chunks],
-            marker="o",
-            label=family,
-        )
-    ax.plot([0, 1], [0, 1], "k--", lw=1)
-    ax.set(
-        xlabel="predicted acceptance",
-        ylabel="observed acceptance",
-        title="Calibration on the test period",
-        xlim=(0, 1),
-        ylim=(0, 1),
-    )
-    ax.legend()
-    files.append(out / "calibration.png")
-    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
-    plt.close(fig)
-
-    gain = pd.Series(model.feature_importance()).sort_values().tail(20)
-    fig, ax = plt.subplots(figsize=(7, 6))
-    gain.plot.barh(ax=ax)
-    ax.set(title="Feature importance (gain over the family models), top 20", xlabel="total gain")
-    files.append(out / "feature_importance.png")
-    fig.savefig(files[-1], dpi=100, bbox_inches="tight")
-    plt.close(fig)
-
-    if mix is not None and not mix.empty:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        mix.plot.bar(stacked=True, ax=ax)
-        ax.set(
-            title="Top action family by customer segment",
-            ylabel="share of contacts",
-            xlabel="segment",
-        )
-        ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left")
-        files.append(out / "action_mix_by_segment.png")
-        fig.savefig(files[-1], dpi=100, bbox_inches="tight")
-        plt.close(fig)
-    return files
-
-
-def _report(
-    metrics: dict[str, float],
-    per_action: pd.DataFrame,
-    truth: TruthEvaluation | None,
-    window: tuple[str, str],
-    n: int,
-) -> str:
-    lines = [
-        "# NBA policy: training report",
-        "",
-        f"Trained on {n:,} logged decisions from {window[0]} to {window[1]}; every number "
-        "below is measured on the newest 12% of that period (the test period), which the "
-        "model never saw.",
-        "",
-        "## How well does it predict acceptance?",
-        "",
-        f"- Ranking quality (AUC, 0.5 = guessing, 1 = perfect): **{metrics['auc']:.3f}**",
-        f"- Calibration error (how far predicted rates are from observed ones): "
-        f"**{metrics['ece']:.3f}**",
-        "",
-        "| action | decisions | accepted | predicted | AUC |",
-        "|---|---|---|---|---|",
-    ]
-    for action, r in per_action.iterrows():
-        lines.append(
-            f"| {action} | {int(r.n):,} | {r.accept_rate:.1%} | "
-            f"{r.mean_propensity:.1%} | {r.auc:.3f} |"
-        )
-    lines += [
-        "",
-        "## What is it worth?",
-        "",
-        "Average value per contact on the test period, estimated from the log "
-        "(self-normalised inverse propensity weighting):",
-        "",
-        f"- what was done (the logging policy): {metrics['logged_value_logging_policy']:.2f}",
-        f"- the NBA policy: {metrics['logged_value_nba_snipw']:.2f}",
-        f"- always a product when possible: {metrics['logged_value_product_first_snipw']:.2f}",
-        f"- most likely to be accepted: {metrics['logged_value_propensity_only_snipw']:.2f}",
-    ]
-    if truth is not None:
-        lines += [
-            "",
-            "## Against the simulator's oracle (held-out contacts)",
-            "",
-            f"{truth.n_contacts:,} held-out contacts. Normalised value: 0 = a random "
-            "eligible action, 1 = the best possible choice. Every policy chooses within the "
-            f"contact policy, which held back an action at {truth.held_back_share:.1%} of the "
-            f"contacts and costs the best possible choice {truth.contact_policy_cost:.2f} "
-            "per contact.",
-            "",
-            "| policy | value per contact | normalised |",
-            "|---|---|---|",
-        ]
-        for name in POLICIES:
-            lines.append(
-                f"| {LABELS[name]} | {truth.values[name]:.2f} | {truth.normalised[name]:.3f} |"
-            )
-        lines += [
-            "",
-            "Normalised value by what the oracle would choose:",
-            "",
-            "| oracle's choice | contacts | NBA | acceptance-only | product-first |",
-            "|---|---|---|---|---|",
-        ]
-        for fam, r in truth.by_family.iterrows():
-            lines.append(
-                f"| {str(fam).replace('_', ' ')} | {int(r.contacts):,} | {r.nba:.3f} | "
-                f"{r.acceptance_only:.3f} | {r.product_first:.3f} |"
-            )
-    return "\n".join(lines) + "\n"
-
-
 def train(
     data_dir: Path,
     settings: Settings | None = None,
@@ -479,6 +354,7 @@ def train(
     *,
     seed: int = 0,
     split: Literal["time", "shuffled"] = "time",
+    purpose: Literal["train", "retrain"] = "train",
 ) -> TrainReport:
     """Train, evaluate, log to MLflow and register a new ``nba-policy`` version.
 
@@ -558,10 +434,13 @@ def train(
         metrics["contact_policy_cost_per_contact"] = truth.contact_policy_cost
     lap("evaluate")
     window = (str(frame["timestamp"].min()), str(frame["timestamp"].max()))
+    split_used = Split(n, a, b, c, split, window, (str(test["timestamp"].min()),
+                                                   str(test["timestamp"].max())))  # fmt: skip
     say("logging to MLflow and registering the model")
     experiment_id = configure(s)  # the workspace's experiment: artifacts under NBA_HOME
+    champion = not has_alias(CHAMPION, s)
     with (
-        mlflow.start_run(experiment_id=experiment_id, run_name="train") as run,
+        mlflow.start_run(experiment_id=experiment_id, run_name=purpose) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
         out = Path(tmp)
@@ -582,11 +461,11 @@ def train(
                 "catalog": catalog.source,
             }
         )
-        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.log_metrics({k: round(v, 4) for k, v in metrics.items() if np.isfinite(v)})
         for action, row in per_action.iterrows():
             mlflow.log_metrics(
                 {
-                    f"{m}_{action}": float(row[m])
+                    f"{m}_{action}": round(float(row[m]), 4)
                     for m in ("auc", "log_loss", "brier", "ece")
                     if np.isfinite(row[m])
                 }
@@ -595,10 +474,8 @@ def train(
             {"objective": "incremental" if uplift else "acceptance"}
             | ({"objective_note": objective_note} if objective_note else {})
         )
-        for f in _plots(out, frame.iloc[test_shown], y[test_shown], p_test, model, mix):
-            mlflow.log_artifact(str(f), "plots")
-        (out / "report.md").write_text(_report(metrics, per_action, truth, window, n))
-        mlflow.log_artifact(str(out / "report.md"))
+        charts = training_charts(out, frame.iloc[test_shown], y[test_shown], p_test,
+                                 model.feature_importance(), mix)  # fmt: skip
         per_action.to_csv(out / "per_action_metrics.csv")
         mlflow.log_artifact(str(out / "per_action_metrics.csv"))
         (out / "response_model.json").write_text(model.to_json())
@@ -640,13 +517,24 @@ def train(
                 registered_model_name=MODEL_NAME,
             )
         version = str(info.registered_model_version)
-        mlflow.set_tag("registered_version", version)
+        mlflow.set_tags({"registered_version": version, "mlflow.runName": f"{purpose} v{version}"})
         (out / "evidence.json").write_text(json.dumps([e.__dict__ for e in model.evidence_]))
         mlflow.log_artifact(str(out / "evidence.json"))
         run_id = run.info.run_id
-    champion = not has_alias(CHAMPION, s)
+        status: Status = (
+            "champion" if champion else "challenger" if purpose == "retrain" else "candidate"
+        )
+        current = None if champion else resolve(CHAMPION, s).version
+        told = headline(metrics, truth, s.currency)
+        verdict = training_verdict(version, status, current, told)
+        summary = training_summary(
+            f"{purpose} v{version}", verdict, split_used, metrics, per_action, truth,
+            catalog, charts, s.currency, objective_note,
+        )  # fmt: skip
+        log_summary(summary, purpose)
     if champion:
         set_alias(CHAMPION, version, s)
+    mark_version(version, status, run_id, verdict, told)
     lap("mlflow")
     dataset.close()
     return TrainReport(
@@ -729,8 +617,8 @@ def _truth_evaluation(
         batch.profile_x,
     )
     picked = choices(scores, policy.catalog)["nba"]
-    fam = [policy.catalog.actions[j].family if j >= 0 else "nothing" for j in picked]
+    named = [policy.catalog.actions[j].name if j >= 0 else "nothing" for j in picked]
     mix = pd.crosstab(
-        contacts["segment"].fillna("unknown"), pd.Series(fam, name="family"), normalize="index"
+        contacts["segment"].fillna("unknown"), pd.Series(named, name="action"), normalize="index"
     )
     return result, mix

@@ -72,16 +72,36 @@ def test_training_registers_a_champion_with_metrics_and_plots(
         assert key in run.data.metrics, key
     assert 0.5 < run.data.metrics["auc"] <= 1.0
     assert run.data.params["window_start"] < run.data.params["window_end"]
-    files = {a.path for a in mlflow.MlflowClient().list_artifacts(report.run_id, "plots")}
+    files = {a.path for a in mlflow.MlflowClient().list_artifacts(report.run_id, "summary")}
     assert files == {
-        "plots/calibration.png",
-        "plots/feature_importance.png",
-        "plots/action_mix_by_segment.png",
+        "summary/summary.md",
+        "summary/summary.html",
+        "summary/calibration.png",
+        "summary/what_drives_it.png",
+        "summary/action_mix.png",
     }
-    report_md = mlflow.artifacts.download_artifacts(
-        run_id=report.run_id, artifact_path="report.md"
+    # The summary is the run's description, with its verdict, and the version says it too.
+    assert run.data.tags["mlflow.runName"] == "train v1"
+    assert run.data.tags["kind"] == "train"
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith(
+        "# train v1\n\n**Version 1 is the first version: it is now the champion"
     )
-    assert "Normalised value" in Path(report_md).read_text()
+    n = sum(int(run.data.params[k]) for k in ("n_train", "n_valid", "n_calib", "n_test"))
+    assert f"{n:,} logged decisions" in note
+    assert f"{int(run.data.params['n_test']):,} (" in note and "newest period" in note
+    for chart in ("calibration.png", "what_drives_it.png", "action_mix.png"):
+        assert f"(get-artifact?path=summary/{chart}&run_uuid={report.run_id})" in note
+    page = mlflow.artifacts.download_artifacts(
+        run_id=report.run_id, artifact_path="summary/summary.html"
+    )
+    assert Path(page).read_text().count('<img src="data:image/png;base64,') == 3
+    version = mlflow.MlflowClient().get_model_version("nba-policy", "1")
+    assert version.tags["status"] == "champion"
+    assert version.tags["decided_by_run"] == report.run_id
+    assert version.description.startswith("Version 1 is the first version")
+    experiment = mlflow.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_pyfunc_from_the_registry_ranks_like_the_in_process_policy(
