@@ -6,6 +6,7 @@ NBA_HOME, the pyfunc model loaded from ``models:/nba-policy@champion``.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,12 @@ from nba.policy.frames import INPUT_COLUMNS, contacts_from_frame
 from nba.policy.policy import Policy
 from nba.policy.response import ResponseModel
 from nba.simulate import SimulationConfig, simulate_world, write_world
-from nba.tracking import MODEL_NAME, configure, resolve
+from nba.tracking import MODEL_NAME, configure, load_policy, resolve
 from pipelines.cli import app
 from pipelines.features import build_features
 from pipelines.score import RECOMMENDATIONS_SCHEMA
 from pipelines.train import train
+from tests.conftest import environment
 
 pytestmark = pytest.mark.slow
 CONFIG = SimulationConfig(customers=2500, months=6, seed=9, holdout_weeks=3, history_months=3)
@@ -102,6 +104,25 @@ def test_training_registers_a_champion_with_metrics_and_plots(
     assert version.description.startswith("Version 1 is the first version")
     experiment = mlflow.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+    # A copied workspace reads its own files: the original's are moved away first.
+    copy = nba_home.parent / "copied-workspace"
+    shutil.copytree(nba_home, copy)
+    (nba_home / "mlartifacts").rename(nba_home.parent / "original-artifacts")
+    try:
+        with environment(NBA_HOME=str(copy)):
+            configure()
+            moved = mlflow.get_run(report.run_id)
+            assert moved.info.artifact_uri.startswith(copy.resolve().as_uri())
+            policy = load_policy(resolve())
+            assert len(policy.catalog.actions) == len(load_catalog().actions)
+            note = mlflow.artifacts.download_artifacts(
+                run_id=report.run_id, artifact_path="summary/summary.md"
+            )
+            assert Path(note).read_text().startswith("# train v1")
+    finally:
+        (nba_home.parent / "original-artifacts").rename(nba_home / "mlartifacts")
+        configure()
 
 
 def test_pyfunc_from_the_registry_ranks_like_the_in_process_policy(
