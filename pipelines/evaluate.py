@@ -53,6 +53,8 @@ from nba.sequential import (
     verdict,
 )
 from nba.tracking import CHALLENGER, CHAMPION, ModelRef, configure, load_policy, resolve, set_alias
+from pipelines.review.gating import comparison_summary, mark_comparison
+from pipelines.review.summary import KIND_TAG, log_summary
 from pipelines.train import logged_contacts, logged_feedback, logged_scores, training_frame
 
 EVIDENCE = ("auto", "arms", "dr")
@@ -128,6 +130,10 @@ class Comparison:
     sequences: dict[str, ConfidenceSequence] = field(default_factory=dict)
     """Evidence (``dr``, ``arms``) -> the gain's confidence sequence at this look."""
     verdict: Verdict | None = None
+    looks: int = 0
+    """The gate's look number (0: no gate)."""
+    max_looks: int | None = None
+    min_gain: float = 0.0
 
 
 def _one_hot(choice: np.ndarray, k: int) -> np.ndarray:
@@ -292,12 +298,13 @@ def log_comparison(comparison: Comparison, settings: Settings | None = None) -> 
 
     s = settings or get_settings()
     experiment_id = configure(s)
-    with mlflow.start_run(experiment_id=experiment_id, run_name="evaluate") as run:
+    summary = comparison_summary(comparison, s.currency)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=summary.title) as run:
         mlflow.log_params(
             {
                 "champion_version": comparison.champion.version,
                 "challenger_version": comparison.challenger.version,
-                "n_rounds": comparison.n_rounds,
+                "n_decisions": comparison.n_rounds,
                 "window_start": comparison.window[0],
                 "window_end": comparison.window[1],
                 "gate": comparison.gate or "none",
@@ -313,12 +320,15 @@ def log_comparison(comparison: Comparison, settings: Settings | None = None) -> 
         for name, seq in comparison.sequences.items():
             metrics.update({f"gain_{name}_cs_low": seq.low, f"gain_{name}_cs_high": seq.high,
                             f"gain_{name}_cs_n": float(seq.n)})  # fmt: skip
-        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.log_metrics({k: round(v, 4) for k, v in metrics.items() if np.isfinite(v)})
         if comparison.promoted is not None:
             mlflow.set_tag("promoted", str(comparison.promoted).lower())
         if comparison.verdict is not None:
             mlflow.set_tag("verdict", comparison.verdict)
-        return str(run.info.run_id)
+        log_summary(summary, "evaluate")
+        run_id = str(run.info.run_id)
+    mark_comparison(comparison, run_id, summary.verdict, s.currency)
+    return run_id
 
 
 def previous_looks(challenger: ModelRef, settings: Settings | None = None) -> int:
@@ -329,7 +339,7 @@ def previous_looks(challenger: ModelRef, settings: Settings | None = None) -> in
     runs = mlflow.search_runs(
         [configure(settings)],
         filter_string=(
-            "attributes.run_name = 'evaluate' and "
+            f"tags.{KIND_TAG} = 'evaluate' and "
             f"params.challenger_version = '{challenger.version}' and tags.verdict LIKE '%'"
         ),
         output_format="list",
@@ -360,6 +370,7 @@ def promote_if_better(
     comparison.sequences = gate_sequences(comparison, g)
     comparison.gate = g.describe(g.decisive(comparison.sequences))
     comparison.verdict = gate_verdict(comparison, g, comparison.sequences, looks)
+    comparison.looks, comparison.max_looks, comparison.min_gain = looks, g.max_looks, g.min_gain
     comparison.promoted = comparison.verdict == "promote"
     comparison.run_id = log_comparison(comparison, s)
     if comparison.promoted:

@@ -36,7 +36,7 @@ def test_two_rounds_of_the_loop(tmp_path: Path) -> None:
     assert drift is not None, result.output
     assert float(drift[2]) < float(drift[1])
 
-    runs = mlflow.search_runs([configure()], filter_string="attributes.run_name = 'simulate-loop'")
+    runs = mlflow.search_runs([configure()], filter_string="tags.kind = 'simulate-loop'")
     assert len(runs) == 1
     history = mlflow.MlflowClient().get_metric_history(runs["run_id"][0], "normalised_value")
     assert [m.step for m in history] == [0, 1, 2]
@@ -64,7 +64,7 @@ def test_two_rounds_of_the_loop(tmp_path: Path) -> None:
     report = (tmp_path / "world-impact" / "impact.md").read_text()
     assert "| overall |" in report and "delta method" in report
     assert (tmp_path / "world-impact" / "lift.png").stat().st_size > 1000
-    impact = mlflow.search_runs([configure()], filter_string="attributes.run_name = 'impact'")
+    impact = mlflow.search_runs([configure()], filter_string="tags.kind = 'impact'")
     assert len(impact) == 1
     overall = impact["metrics.lift_overall"].iloc[0]
     low, high = (
@@ -85,7 +85,7 @@ def test_two_rounds_of_the_loop(tmp_path: Path) -> None:
     finally:
         log.close()
     assert challenger_versions == {"2"} and by_arm["nba"] == 1
-    gated = mlflow.search_runs([configure()], filter_string="attributes.run_name = 'evaluate'")
+    gated = mlflow.search_runs([configure()], filter_string="tags.kind = 'evaluate'")
     assert len(gated) == 1 and gated["params.challenger_version"].iloc[0] == "2"
     run = gated.iloc[0]
     assert run["tags.verdict"] in ("promote", "retire", "continue")

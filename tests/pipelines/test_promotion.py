@@ -43,7 +43,7 @@ def train_on_noise(world: Path, tmp_path: Path) -> str:
 
 def evaluate_runs() -> pd.DataFrame:
     experiment_id = configure()
-    runs = mlflow.search_runs([experiment_id], filter_string="attributes.run_name = 'evaluate'")
+    runs = mlflow.search_runs([experiment_id], filter_string="tags.kind = 'evaluate'")
     assert isinstance(runs, pd.DataFrame)
     return runs
 
@@ -92,6 +92,23 @@ def test_a_worse_challenger_is_never_promoted_and_a_better_one_is(
         "dr confidence sequence at alpha 0.05: promote if lower bound > 0",
         "dr confidence sequence at alpha 0.1: promote if lower bound > 0",
     ]
+    # The verdict where the analyst looks: run names, sentences, each version's status.
+    assert gated["tags.mlflow.runName"].tolist() == [
+        f"evaluate v{noise} vs v1",
+        f"evaluate v1 vs v{noise}",
+    ]
+    rejected, promoted = gated["tags.verdict_in_words"].tolist()
+    told = {"continue": f"so v{noise} stays challenger", "retire": f"so v{noise} is rejected"}
+    assert told[gated["tags.verdict"].iloc[0]] in rejected
+    assert f"proven better, so v1 is now the champion and v{noise} retires" in promoted
+    client = mlflow.MlflowClient()
+    first, other = (
+        client.get_model_version("nba-policy", "1"),
+        client.get_model_version("nba-policy", noise),
+    )
+    assert first.tags["status"] == "champion" and other.tags["status"] == "retired"
+    assert first.tags["decided_by_run"] == gated["run_id"].iloc[1]
+    assert first.description == promoted
 
 
 def test_the_gate_needs_data_and_known_evidence(world: Path, home: Path) -> None:
