@@ -5,8 +5,12 @@ candidate instead of the NBA's choice. Comparing the value per decision of the t
 measures what choosing well is worth:
 
 - absolute lift: mean(NBA) - mean(control), variance var_n / n_n + var_c / n_c;
-- relative lift: mean(NBA) / mean(control) - 1, by the delta method:
-  var(a / b) ~ var(a) / b^2 + a^2 var(b) / b^4 for independent arms.
+- relative lift: mean(NBA) / mean(control) - 1, with Fieller's interval for the ratio:
+  the ratios r for which the difference mean(NBA) - r mean(control) is not significant.
+  Unlike the delta method's symmetric interval it agrees with the absolute one (the
+  relative interval excludes 0 exactly when the absolute one does), and when the control
+  group's mean is itself not clearly away from zero it has no finite bounds: the report
+  then gives no relative lift rather than a misleading one.
 
 Segments are the family of the action the NBA would have chosen for the customer (for
 the control group too: the policy's own top candidate is logged), so each family's lift
@@ -49,15 +53,26 @@ def lift(segment: str, nba: np.ndarray, control: np.ndarray, z: float = Z95) -> 
     m1, m0 = float(np.mean(nba)), float(np.mean(control))
     v1, v0 = float(np.var(nba, ddof=1)) / n1, float(np.var(control, ddof=1)) / n0
     diff, se = m1 - m0, float(np.sqrt(v1 + v0))
-    if m0 != 0:
-        rel = m1 / m0 - 1
-        rel_se = float(np.sqrt(v1 / m0**2 + m1**2 * v0 / m0**4))
-    else:
-        rel = rel_se = float("nan")
+    rel = m1 / m0 - 1 if m0 != 0 else float("nan")
+    rel_low, rel_high = fieller(m1, v1, m0, v0, z)
     return Lift(
         segment, n1, n0, m1, m0, diff, diff - z * se, diff + z * se,
-        rel, rel - z * rel_se, rel + z * rel_se,
+        rel, rel_low - 1, rel_high - 1,
     )  # fmt: skip
+
+
+def fieller(m1: float, v1: float, m0: float, v0: float, z: float = Z95) -> tuple[float, float]:
+    """Fieller's interval for the ratio m1 / m0 of independent means with variances of
+    the means ``v1``, ``v0``: the roots of (m1 - r m0)^2 = z^2 (v1 + r^2 v0). NaN bounds
+    when the control mean is not significantly away from zero (the set is unbounded)."""
+    a = m0**2 - z**2 * v0
+    if a <= 0:
+        nan = float("nan")
+        return nan, nan
+    b = m1 * m0
+    c = m1**2 - z**2 * v1
+    root = float(np.sqrt(max(b**2 - a * c, 0.0)))
+    return (b - root) / a, (b + root) / a
 
 
 def lift_table(frame: pd.DataFrame) -> pd.DataFrame:

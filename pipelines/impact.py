@@ -8,7 +8,6 @@ realised values). Decisions without a reported outcome are counted and left out.
 
 from __future__ import annotations
 
-import html
 import json
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from nba.decision_log import DecisionLog, to_text
 from nba.exceptions import NBAError
 from nba.impact import lift_table
 from nba.tracking import CHAMPION, configure, load_policy, resolve
+from pipelines.review.summary import Summary, log_summary, to_html
+from pipelines.review.words import FEW_CASES, family_label, few_cases, interval, money
 
 
 @dataclass
@@ -98,6 +99,13 @@ def impact_report(
             )
         catalog = load_policy(resolve(CHAMPION, s)).catalog
         frame, unreported = impact_frame(log, catalog, since)
+        params = (to_text(since),) if since else ()
+        versions = log.query(
+            "SELECT model_version, COUNT(*) FROM served"
+            + (" WHERE timestamp > ?" if since else "")
+            + " GROUP BY model_version ORDER BY model_version",
+            params,
+        )
     finally:
         log.close()
     if set(frame["arm"]) != {"nba", "control"}:
@@ -108,46 +116,49 @@ def impact_report(
     table = lift_table(frame)
     folder = out or Path(tempfile.mkdtemp(prefix="nba-impact-"))
     folder.mkdir(parents=True, exist_ok=True)
-    markdown = _markdown(table, len(frame), unreported)
-    (folder / "impact.md").write_text(markdown, encoding="utf-8")
     chart = _chart(table, folder / "lift.png")
-    (folder / "impact.html").write_text(_html(table, len(frame), unreported), encoding="utf-8")
+    made_by = {str(v): int(n) for v, n in versions}
+    summary = impact_summary(table, len(frame), unreported, made_by, chart, s.currency)
+    markdown = summary.markdown({"lift.png": "lift.png"})
+    (folder / "impact.md").write_text(markdown, encoding="utf-8")
+    (folder / "impact.html").write_text(to_html(summary), encoding="utf-8")
     files = [folder / "impact.md", folder / "impact.html", chart]
-    with mlflow.start_run(experiment_id=configure(s), run_name="impact") as run:
+    with mlflow.start_run(experiment_id=configure(s), run_name=summary.title) as run:
         overall = table[table["segment"] == "overall"].iloc[0]
         mlflow.log_params({"decisions": len(frame), "unreported": unreported,
-                           "since": to_text(since) if since else "all"})  # fmt: skip
+                           "since": to_text(since) if since else "all",
+                           "model_versions": ", ".join(made_by) or "none"})  # fmt: skip
         metrics = {}
         for row in table.itertuples():
-            for name in (
-                "lift",
-                "lift_low",
-                "lift_high",
-                "relative",
-                "relative_low",
-                "relative_high",
-            ):
+            for name in ("lift", "lift_low", "lift_high", "relative", "relative_low",
+                         "relative_high"):  # fmt: skip
                 value = getattr(row, name)
                 if pd.notna(value):
-                    metrics[f"{name}_{row.segment}"] = float(value)
-        metrics["value_nba"] = float(overall["value_nba"])
-        metrics["value_control"] = float(overall["value_control"])
+                    metrics[f"{name}_{row.segment}"] = round(float(value), 4)
+        metrics["value_nba"] = round(float(overall["value_nba"]), 4)
+        metrics["value_control"] = round(float(overall["value_control"]), 4)
         mlflow.log_metrics(metrics)
         for f in files:
             mlflow.log_artifact(str(f), "impact")
+        log_summary(summary, "impact")
         run_id = str(run.info.run_id)
     return ImpactReport(table, len(frame), unreported, markdown, files, run_id)
 
 
-def format_value(value: float) -> str:
+def format_value(value: float, currency: str = "") -> str:
     """A value per decision, or "n/a" for an arm without decisions."""
-    return "n/a" if pd.isna(value) else f"{value:.2f}"
+    if pd.isna(value):
+        return "n/a"
+    return money(value, currency) if currency else f"{value:.2f}"
 
 
-def format_lift(row: pd.Series) -> str:
-    """``+1.23 [+0.45, +2.01]``; "n/a" for a segment without decisions in both arms."""
-    if pd.isna(row["lift"]):
-        return "n/a (no decisions in one arm)"
+def format_lift(row: pd.Series, currency: str = "") -> str:
+    """``+1.23 [+0.45, +2.01]``; "n/a" for a family without decisions in both arms."""
+    if pd.isna(row["lift"]) or pd.isna(row["lift_low"]):
+        return "n/a (too few decisions in one arm)"
+    if currency:
+        told = money(row["lift"], currency, True)
+        return f"{told} {interval(row['lift_low'], row['lift_high'], currency)}"
     return f"{row['lift']:+.2f} [{row['lift_low']:+.2f}, {row['lift_high']:+.2f}]"
 
 
@@ -155,52 +166,59 @@ def format_relative(row: pd.Series) -> str:
     """The relative lift as ``+12.3% [+4.5%, +20.1%]``, or "n/a"."""
     if pd.isna(row["relative"]):
         return "n/a"
+    if pd.isna(row["relative_low"]):
+        return f"{row['relative']:+.1%} [no bounds: the control group's value is too uncertain]"
     return f"{row['relative']:+.1%} [{row['relative_low']:+.1%}, {row['relative_high']:+.1%}]"
 
 
-def _markdown(table: pd.DataFrame, n: int, unreported: int) -> str:
-    lines = [
-        "# Impact of the NBA against the control group",
-        "",
-        f"{n:,} decisions with a reported outcome ({unreported:,} without one left out). "
-        "Value per decision: the expected net value of the shown action if accepted, else "
-        "0. Segments: the family the NBA would choose for the customer. Intervals: 95%, "
-        "delta method.",
-        "",
-        "| segment | NBA decisions | control decisions | value per decision, NBA | control "
-        "| lift | relative lift |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+def impact_summary(
+    table: pd.DataFrame,
+    n: int,
+    unreported: int,
+    versions: dict[str, int],
+    chart: Path,
+    currency: str,
+) -> Summary:
+    """The impact report in plain words, with its verdict."""
+    overall = table[table["segment"] == "overall"].iloc[0]
+    made = ", ".join(f"v{v} ({c:,} decisions)" for v, c in versions.items())
+    lift_text = format_lift(overall, currency)
+    if pd.isna(overall["lift_low"]):
+        proven = "too few decisions to tell"
+    elif overall["lift_low"] > 0:
+        proven = "value the NBA creates, clearly above zero"
+    elif overall["lift_high"] < 0:
+        proven = "the NBA does worse than random sensible actions"
+    else:
+        proven = "not yet distinguishable from zero"
+    s = Summary(
+        f"impact: NBA vs control group, {n:,} decisions",
+        f"The NBA earns {lift_text} per decision more than a random sensible action "
+        f"(the control group): {proven}.",
+    )
+    s.warn(few_cases(int(min(overall["n_nba"], overall["n_control"])), "decisions in one arm"))
+    s.say(
+        f"{n:,} decisions with a reported outcome ({unreported:,} without one are left "
+        f"out), made by nba-policy {made or 'no version'}. A decision's value is the "
+        "expected net value of the shown action if accepted, else 0. Customers in the "
+        "control group (a fixed share, by customer) get a random sensible action instead "
+        "of the NBA's. Rows group the decisions by what the NBA would choose for the "
+        "customer, in both arms, so each row compares like with like. Intervals: 95%.",
+    )
+    rows = []
     for _, r in table.iterrows():
-        lines.append(
-            f"| {r['segment']} | {r['n_nba']:,} | {r['n_control']:,} "
-            f"| {format_value(r['value_nba'])} | {format_value(r['value_control'])} "
-            f"| {format_lift(r)} | {format_relative(r)} |"
-        )
-    return "\n".join(lines) + "\n\n![lift per segment](lift.png)\n"
-
-
-def _html(table: pd.DataFrame, n: int, unreported: int) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in (
-        "segment", "NBA decisions", "control decisions", "value/decision NBA",
-        "value/decision control", "lift [95%]", "relative lift [95%]"))  # fmt: skip
-    body = "".join(
-        "<tr>"
-        f"<td>{html.escape(str(r['segment']))}</td><td>{r['n_nba']:,}</td>"
-        f"<td>{r['n_control']:,}</td><td>{format_value(r['value_nba'])}</td>"
-        f"<td>{format_value(r['value_control'])}</td>"
-        f"<td>{html.escape(format_lift(r))}</td><td>{html.escape(format_relative(r))}</td></tr>"
-        for _, r in table.iterrows()
-    )
-    return (
-        "<!doctype html><meta charset='utf-8'><title>NBA impact</title>"
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-        "td,th{padding:.3em .8em;text-align:right}td:first-child{text-align:left}</style>"
-        "<h1>Impact of the NBA against the control group</h1>"
-        f"<p>{n:,} decisions with a reported outcome ({unreported:,} without one left out). "
-        "Intervals: 95%, delta method.</p>"
-        f"<table><tr>{head}</tr>{body}</table><img src='lift.png' alt='lift per segment'>"
-    )
+        few = "" if min(r["n_nba"], r["n_control"]) >= FEW_CASES else " ⚠"
+        label = "all decisions" if r["segment"] == "overall" else family_label(r["segment"])
+        rows.append([f"{label}{few}", f"{r['n_nba']:,}", f"{r['n_control']:,}",
+                     format_value(r["value_nba"], currency),
+                     format_value(r["value_control"], currency),
+                     format_lift(r, currency), format_relative(r)])  # fmt: skip
+    s.table(["what the NBA would choose", "NBA decisions", "control decisions",
+             "value per decision, NBA", "control", "lift", "relative lift"], rows)  # fmt: skip
+    if any(min(r["n_nba"], r["n_control"]) < FEW_CASES for _, r in table.iterrows()):
+        s.say(f"⚠ fewer than {FEW_CASES} decisions in one arm: read that row as a hint only.")
+    s.chart("lift.png", chart, "lift per decision against the control group")
+    return s
 
 
 def _chart(table: pd.DataFrame, path: Path) -> Path:
@@ -211,7 +229,8 @@ def _chart(table: pd.DataFrame, path: Path) -> Path:
 
     t = table.dropna(subset=["lift_low"])
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(t) + 1.5))
-    ax.barh(t["segment"], t["lift"], xerr=[t["lift"] - t["lift_low"], t["lift_high"] - t["lift"]],
+    labels = ["all decisions" if v == "overall" else family_label(v) for v in t["segment"]]
+    ax.barh(labels, t["lift"], xerr=[t["lift"] - t["lift_low"], t["lift_high"] - t["lift"]],
             color=["#4c72b0" if s != "overall" else "#dd8452" for s in t["segment"]])  # fmt: skip
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("lift in value per decision, NBA - control (95% interval)")

@@ -59,6 +59,8 @@ from pipelines.features import build_features
 from pipelines.impact import ImpactReport, impact_report
 from pipelines.loop_serving import _policy_input, held_out_slices, model_ref, serve_round
 from pipelines.retrain import refresh
+from pipelines.review.learning import loop_chart, loop_summary
+from pipelines.review.summary import log_summary
 from pipelines.scenarios import Scenario, drift_channel, drifted, hide_action, launch
 from pipelines.simulate import run_simulation
 from pipelines.train import train
@@ -338,9 +340,12 @@ def _agreement(evaluation: TruthEvaluation, world: Scenario) -> float | None:
 
 
 def _log_loop(report: LoopReport, config: SimulationConfig, epsilon: float) -> str:
+    import tempfile
+
     import mlflow
 
-    with mlflow.start_run(experiment_id=configure(), run_name="simulate-loop") as run:
+    name = f"simulate-loop: {report.scenario}, {len(report.rounds) - 1} rounds"
+    with mlflow.start_run(experiment_id=configure(), run_name=name) as run:
         mlflow.log_params({**asdict(config), "epsilon": epsilon, "rounds": len(report.rounds) - 1,
                            "scenario": report.scenario})  # fmt: skip
         for r in report.rounds:
@@ -348,11 +353,18 @@ def _log_loop(report: LoopReport, config: SimulationConfig, epsilon: float) -> s
                 "normalised_value": r.normalised_value,
                 "value_per_contact": r.value_per_contact,
                 "promoted": float(r.verdict == "promote"),
+                "champion_version": float(r.champion),
             }
             for name in ("dr_relative_error", "gain_arms", "gain_arms_low", "gain_dr",
-                         "gain_dr_low", "new_action_agreement"):  # fmt: skip
+                         "gain_dr_low", "new_action_agreement",
+                         "challenger_normalised_value"):  # fmt: skip
                 value = getattr(r, name)
                 if value is not None and np.isfinite(value):
                     metrics[name] = value
-            mlflow.log_metrics(metrics, step=r.round)
+            if r.judged:
+                metrics["judged_challenger_version"] = float(r.judged)
+            mlflow.log_metrics({k: round(v, 4) for k, v in metrics.items()}, step=r.round)
+        with tempfile.TemporaryDirectory() as tmp:
+            chart = loop_chart(report, Path(tmp) / "values_per_round.png")
+            log_summary(loop_summary(report, chart), "simulate-loop")
         return str(run.info.run_id)

@@ -12,6 +12,7 @@ from rich.table import Table
 from nba.config import get_settings
 from pipelines.cli.app import app, console, err
 from pipelines.impact import ImpactReport, format_lift, format_relative, format_value
+from pipelines.review.words import family_label
 
 if TYPE_CHECKING:
     from pipelines.loop import LoopReport
@@ -177,7 +178,7 @@ def impact_cmd(
     ] = None,
 ) -> None:
     """Lift of the NBA over the control group, per action family and overall, from the
-    decision log (95% intervals, delta method); written as Markdown/HTML with a chart and
+    decision log (95% intervals); written as Markdown/HTML with a chart and
     logged to MLflow."""
     from pipelines.impact import impact_report
 
@@ -188,7 +189,7 @@ def impact_cmd(
 def print_impact(report: ImpactReport) -> None:
     table = Table(title="impact: NBA against the control group", title_justify="left")
     for col in (
-        "segment",
+        "NBA's choice",
         "NBA",
         "control",
         "value NBA",
@@ -196,10 +197,11 @@ def print_impact(report: ImpactReport) -> None:
         "lift [95%]",
         "relative [95%]",
     ):
-        table.add_column(col, justify="left" if col == "segment" else "right")  # fmt: skip
+        table.add_column(col, justify="left" if col == "NBA's choice" else "right")  # fmt: skip
     for _, r in report.table.iterrows():
         table.add_row(
-            str(r["segment"]), f"{r['n_nba']:,}", f"{r['n_control']:,}",
+            "all" if r["segment"] == "overall" else family_label(str(r["segment"])),
+            f"{r['n_nba']:,}", f"{r['n_control']:,}",
             format_value(r["value_nba"]), format_value(r["value_control"]),
             format_lift(r), format_relative(r),
         )  # fmt: skip

@@ -41,6 +41,13 @@ def test_two_rounds_of_the_loop(tmp_path: Path) -> None:
     history = mlflow.MlflowClient().get_metric_history(runs["run_id"][0], "normalised_value")
     assert [m.step for m in history] == [0, 1, 2]
     assert all(-1 < m.value < 1.01 for m in history)
+    # Every challenger trained is measured (true value) and shown against the champion.
+    trained = mlflow.MlflowClient().get_metric_history(
+        runs["run_id"][0], "challenger_normalised_value"
+    )
+    assert [m.step for m in trained] == [1]
+    assert runs["tags.mlflow.runName"][0] == "simulate-loop: drift, 2 rounds"
+    assert "| round | champion |" in runs["tags.mlflow.note.content"][0]
 
     # Every answer is in the decision log with its arm and the shown action's probability,
     # and every answer got an outcome.
@@ -62,7 +69,8 @@ def test_two_rounds_of_the_loop(tmp_path: Path) -> None:
     # The impact report: NBA against the control group, per family and overall.
     assert "impact: NBA against the control group" in result.output
     report = (tmp_path / "world-impact" / "impact.md").read_text()
-    assert "| overall |" in report and "delta method" in report
+    assert "| all decisions" in report and "Intervals: 95%" in report
+    assert "per decision more than a random sensible action" in report
     assert (tmp_path / "world-impact" / "lift.png").stat().st_size > 1000
     impact = mlflow.search_runs([configure()], filter_string="tags.kind = 'impact'")
     assert len(impact) == 1
@@ -72,6 +80,8 @@ def test_two_rounds_of_the_loop(tmp_path: Path) -> None:
         impact["metrics.lift_high_overall"].iloc[0],
     )
     assert low <= overall <= high
+    assert impact["tags.mlflow.runName"].iloc[0].startswith("impact: NBA vs control group")
+    assert impact["params.model_versions"].iloc[0].startswith("1")
 
     # One challenger was trained after round 1 and served to its share of customers in
     # round 2, where the gate looked at it (an evaluate run with its verdict).

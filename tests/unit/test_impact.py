@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,7 +52,7 @@ def test_too_few_decisions_give_no_interval() -> None:
 def test_a_segment_without_control_decisions_reads_n_a() -> None:
     """A family the NBA chose for a few customers of which none was in the control group
     has no lift: the report says so rather than printing nan."""
-    from pipelines.impact import _markdown, format_lift, format_relative, format_value
+    from pipelines.impact import format_lift, format_relative, format_value, impact_summary
 
     frame = pd.DataFrame(
         {
@@ -61,7 +63,32 @@ def test_a_segment_without_control_decisions_reads_n_a() -> None:
     )
     table = lift_table(frame).set_index("segment", drop=False)
     rare = table.loc["information"]
-    assert format_lift(rare) == "n/a (no decisions in one arm)"
+    assert format_lift(rare) == "n/a (too few decisions in one arm)"
     assert format_relative(rare) == "n/a" and format_value(rare["value_control"]) == "n/a"
     assert format_lift(table.loc["retention"]).startswith("+9.00 [")
-    assert "nan" not in _markdown(table.reset_index(drop=True), 5, 0)
+    assert format_lift(table.loc["retention"], "EUR").startswith("+€9.00 [")
+    summary = impact_summary(table.reset_index(drop=True), 5, 0, {"1": 5}, Path("lift.png"), "EUR")
+    text = summary.markdown({"lift.png": "lift.png"})
+    assert "nan" not in text and "v1 (5 decisions)" in text
+    assert "only 2 decisions in one arm" in text and "| information ⚠ |" in text
+
+
+def test_the_relative_interval_agrees_with_the_absolute_one() -> None:
+    """The case of the review: a clear absolute lift on a small control mean must not come
+    with a relative interval that reaches below zero (the delta method's did)."""
+    rng = np.random.default_rng(3)
+    agree = 0
+    for _ in range(300):
+        nba = (rng.random(rng.integers(40, 400)) < 0.35) * 60.0
+        control = (rng.random(rng.integers(20, 200)) < 0.15) * 60.0
+        r = lift("installment", nba, control)
+        if np.isnan(r.relative_low):
+            continue  # the control mean is not clearly above zero: no relative bounds
+        assert r.relative_low <= r.relative <= r.relative_high
+        assert (r.lift_low > 0) == (r.relative_low > 0)
+        assert (r.lift_high < 0) == (r.relative_high < 0)
+        agree += 1
+    assert agree > 100
+    # A control arm of zeros: the ratio has no bounds, so none are given.
+    r = lift("rare", np.array([10.0, 0.0, 20.0]), np.zeros(5))
+    assert np.isnan(r.relative_low) and np.isnan(r.relative_high)
