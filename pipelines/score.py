@@ -47,6 +47,7 @@ from nba.profiles import NUMERIC_FEATURE_NAMES, RECENCY_HORIZON_DAYS, compute_pr
 from nba.tracking import CHAMPION, ModelRef, resolve
 from pipelines.features import latest_as_of, read_build_manifest
 from pipelines.policy_audit import PolicyAudit, audit
+from pipelines.review.mix import log_score_run
 
 DEFAULT_CHUNK = 50_000
 Engine = Literal["local", "spark"]
@@ -76,6 +77,8 @@ class ScoreReport:
     """The recommendations of the first few contacts, with the actions' names."""
     allocation: Allocation | None = None
     policy_audit: PolicyAudit | None = None
+    run_id: str = ""
+    """The MLflow run with the action mix by segment, tenure and channel ("" untracked)."""
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -434,13 +437,15 @@ def score(
     capacity: list[str] | None = None,
     budget: list[str] | None = None,
     audit_contact_policy: bool = False,
+    track: bool = True,
 ) -> ScoreReport:
     """Score contacts and write the contract's ``recommendations`` Parquet to ``out``.
 
     With ``capacity`` (``action_id=N``) or ``budget`` (``family=AMOUNT``) limits, ``out``
     holds one allocated action per contact (:mod:`nba.allocation`) instead of the top-k.
     ``audit_contact_policy`` counts the first recommendations again against the company's
-    contact policy from the files alone (:mod:`pipelines.policy_audit`).
+    contact policy from the files alone (:mod:`pipelines.policy_audit`). ``track`` logs
+    the run to MLflow with what it recommends to whom (:mod:`pipelines.review.mix`).
     """
     s = settings or get_settings()
     if chunk_size < 1:
@@ -472,6 +477,17 @@ def score(
             allocation, n_rows, mix = allocate_file(ranked, out, limits, job.policy)
             ranked.unlink()
         checked = audit(job.dataset, job.contacts, out, catalog) if audit_contact_policy else None
+        run_id = ""
+        if track:
+            asked = {
+                "data_dir": str(Path(data_dir).resolve()),
+                "top_k": top_k,
+                "contacts_file": str(contacts_file) if contacts_file else "the active base",
+                "engine": engine,
+                "limits": ", ".join([*(capacity or []), *(budget or [])]) or "none",
+            }
+            run_id = log_score_run(job.dataset, job.contacts, out, catalog, job.ref.version,
+                                   job.profile_source, alias, asked)  # fmt: skip
     finally:
         job.close()
     names = {a.id: a.name for a in job.policy.catalog.actions}
@@ -494,6 +510,7 @@ def score(
         examples=examples,
         allocation=allocation,
         policy_audit=checked,
+        run_id=run_id,
         notes=[*job.dataset.notes, *([parts.note] if parts.note else [])],
         warnings=list(job.dataset.warnings),
     )

@@ -108,6 +108,11 @@ def print_score(r: ScoreReport) -> None:
             f"{r.n_without_action / max(r.n_contacts, 1):.1%}",
         )
         console.print(table)
+    if r.run_id:
+        console.print(
+            "what it recommends to whom (by segment, tenure and channel): MLflow run "
+            f"'score v{r.model_version}: {r.n_contacts:,} contacts' (open it with `nba ui`)"
+        )
     if r.policy_audit is not None:
         a = r.policy_audit
         console.print(

@@ -27,7 +27,7 @@ from nba.simulate import SimulationConfig, simulate_world, write_world
 from nba.tracking import MODEL_NAME, configure, load_policy, resolve
 from pipelines.cli import app
 from pipelines.features import build_features
-from pipelines.score import RECOMMENDATIONS_SCHEMA
+from pipelines.score import RECOMMENDATIONS_SCHEMA, base_contacts
 from pipelines.train import train
 from tests.conftest import environment
 
@@ -246,3 +246,28 @@ def test_score_without_contacts_covers_the_active_base(
     recs = pd.read_parquet(out)
     assert recs["contact_id"].str.startswith("base-").all()
     assert (recs["rank"] == 1).all()
+    # The run is in MLflow with what it recommends to whom, "nothing" included, and its
+    # counts add up to the scored base in every grouping.
+    ds = load_dataset(trained["data"])
+    active = len(base_contacts(ds))
+    ds.close()
+    runs = mlflow.search_runs([configure()], filter_string="tags.kind = 'score'")
+    assert len(runs) == 1
+    run = runs.iloc[0]
+    n = int(run["params.contacts"])
+    assert n == active >= recs["contact_id"].nunique()
+    assert run["tags.mlflow.runName"] == f"score v1: {n:,} contacts"
+    note = run["tags.mlflow.note.content"]
+    assert "get an action first" in note
+    assert ("| nothing |" in note) == (n > len(recs))
+    client = mlflow.MlflowClient()
+    for by in ("segment", "tenure", "channel"):
+        path = client.download_artifacts(run["run_id"], f"action_mix/action_mix_by_{by}.csv")
+        table = pd.read_csv(path, index_col=0)
+        assert table["all"].sum() == n
+        assert table.drop(columns="all").sum(axis=1).equals(table["all"])
+        if "nothing" in table:
+            assert table["nothing"].sum() == n - len(recs)
+    names = {a.name for a in load_catalog().actions} | {"nothing"}
+    assert set(table.columns) - {"all"} <= names
+    assert "score v1" in result.output and "nba ui" in result.output
