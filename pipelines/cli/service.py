@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -17,29 +20,77 @@ if TYPE_CHECKING:
 
 
 @app.command()
-def ui(port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000) -> None:
-    """Open the MLflow UI on the workspace's tracking store (experiments, registry)."""
-    import subprocess
-    import sys
-    from pathlib import Path as _Path
+def ui(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the MLflow UI.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    wait: Annotated[
+        float, typer.Option(min=1, help="Seconds to wait for the UI to answer.")
+    ] = 180,
+) -> None:
+    """Open the MLflow UI on the workspace's tracking store (experiments, registry).
 
-    from nba.tracking import tracking_uri
+    Prints the address once the UI answers. One server process and no job runners (MLflow's
+    GenAI jobs are not used): a footprint that fits a small machine. Stop it with Ctrl-C.
+    """
+    from nba.tracking import configure, tracking_uri
 
-    mlflow_cli = _Path(sys.executable).with_name("mlflow")
-    console.print(f"MLflow UI on http://127.0.0.1:{port} (store {tracking_uri()})")
-    subprocess.run(
-        [
-            str(mlflow_cli),
-            "ui",
-            "--backend-store-uri",
-            tracking_uri(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        check=False,
-    )
+    configure()  # tags a workspace made before them; follows a copied workspace
+    process = start_mlflow_ui(tracking_uri(), host, port)
+    try:
+        wait_until_answering(process, host, port, wait)
+        console.print(
+            f"MLflow UI on http://{host}:{port} (store {tracking_uri()}); Ctrl-C stops it"
+        )
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def start_mlflow_ui(store: str, host: str, port: int) -> subprocess.Popen[bytes]:
+    """MLflow's server with one worker and no job runners, quiet unless it fails."""
+    import socket
+
+    with socket.socket() as probe:
+        if probe.connect_ex((host, port)) == 0:
+            raise NBAError(f"port {port} on {host} is already in use: pick another with --port")
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = get_settings().home_dir / "mlflow-ui.log"
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [str(mlflow_cli), "server", "--backend-store-uri", store, "--host", host,
+             "--port", str(port), "--workers", "1"],
+            env=env, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def wait_until_answering(
+    process: subprocess.Popen[bytes], host: str, port: int, timeout: float
+) -> None:
+    import time
+    import urllib.request
+
+    log = get_settings().home_dir / "mlflow-ui.log"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise NBAError(
+                f"the MLflow UI stopped at start (exit code {process.returncode}); see {log}"
+            )
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise NBAError(f"the MLflow UI did not answer within {timeout:.0f} s; see {log}")
 
 
 @app.command()

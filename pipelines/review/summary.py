@@ -61,8 +61,10 @@ class Summary:
             self.warnings.append(text)
         return self
 
-    def markdown(self, link: dict[str, str]) -> str:
-        head = [f"# {self.title}", ""]
+    def markdown(self, link: dict[str, str], title: bool = True) -> str:
+        """The summary as Markdown, charts linked by ``link``; ``title=False`` leaves the
+        heading out (the run's page shows its name above the description)."""
+        head = [f"# {self.title}", ""] if title else []
         if self.verdict:
             head += [f"**{self.verdict}**", ""]
         head += [f"> ⚠ {w}" for w in self.warnings] + ([""] if self.warnings else [])
@@ -105,7 +107,7 @@ def log_summary(summary: Summary, kind: str) -> str:
             (out / name).write_bytes(path.read_bytes())  # logged under the name linked
             mlflow.log_artifact(str(out / name), FOLDER)
         links = {n: f"get-artifact?path={FOLDER}/{n}&run_uuid={run_id}" for n in summary.charts}
-        text = summary.markdown(links)
+        text = summary.markdown(links, title=False)
         (out / "summary.md").write_text(
             summary.markdown({n: n for n in summary.charts}), encoding="utf-8"
         )

@@ -86,9 +86,7 @@ def test_training_registers_a_champion_with_metrics_and_plots(
     assert run.data.tags["mlflow.runName"] == "train v1"
     assert run.data.tags["kind"] == "train"
     note = run.data.tags["mlflow.note.content"]
-    assert note.startswith(
-        "# train v1\n\n**Version 1 is the first version: it is now the champion"
-    )
+    assert note.startswith("**Version 1 is the first version: it is now the champion")
     n = sum(int(run.data.params[k]) for k in ("n_train", "n_valid", "n_calib", "n_test"))
     assert f"{n:,} logged decisions" in note
     assert f"{int(run.data.params['n_test']):,} (" in note and "newest period" in note
