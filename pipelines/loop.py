@@ -295,7 +295,7 @@ def simulate_loop(
         trained_truth, look = None, looks
         if pending is None and r < rounds:
             say(f"round {r}: training a challenger on the feedback so far")
-            pending = train(merged, s, seed=seed + r, split="shuffled").version
+            pending = train(merged, s, seed=seed + r, split="shuffled", purpose="retrain").version
             pending_since, looks = _just_before(slices[r]), 0
             trained_truth = measure(pending, r + 1)
         champion = measure(champion_version, r)

@@ -56,6 +56,7 @@ from nba.tracking import (
     set_alias,
 )
 from nba.vocabulary import FAMILIES
+from pipelines import yardstick
 from pipelines.review.registry import Status, mark_version
 from pipelines.review.summary import log_summary
 from pipelines.review.training import (
@@ -64,6 +65,7 @@ from pipelines.review.training import (
     training_charts,
     training_summary,
     training_verdict,
+    yardstick_section,
 )
 from pipelines.timing import Laps
 
@@ -120,6 +122,10 @@ class TrainReport:
     """Each action answered by a prior rate instead of a learnt model, and why."""
     pooled: list[str] = field(default_factory=list)
     """Families too small for a model of their own, answered by the pooled model."""
+    split: Split | None = None
+    """How the decisions were cut (sizes, order, yardstick left out)."""
+    yardstick: str = ""
+    """The fixed yardstick measured on, in words."""
 
 
 def training_frame(dataset: Dataset, settings: Settings) -> pd.DataFrame:
@@ -288,6 +294,11 @@ def action_metrics(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.Data
 def logged_contacts(policy: Policy, dataset: Dataset, rounds: pd.DataFrame) -> Contacts:
     """Logged decisions (rows of :func:`training_frame`) as the policy's contacts, each at
     the decision's moment with its profile and prior history."""
+    return contacts_from_frame(logged_inputs(dataset, rounds), policy.catalog)
+
+
+def logged_inputs(dataset: Dataset, rounds: pd.DataFrame) -> pd.DataFrame:
+    """Logged decisions as policy inputs: profile, contact and prior history (JSON)."""
     contacts = pd.DataFrame(
         {
             "contact_id": rounds["decision_id"],
@@ -300,7 +311,7 @@ def logged_contacts(policy: Policy, dataset: Dataset, rounds: pd.DataFrame) -> C
     frame = rounds[[*NUMERIC_FEATURE_NAMES, "active_products"]].reset_index(drop=True)
     frame = pd.concat([frame, contacts.reset_index(drop=True)], axis=1)
     frame["history"] = history_for(dataset, contacts)
-    return contacts_from_frame(frame, policy.catalog)
+    return frame
 
 
 def logged_scores(policy: Policy, dataset: Dataset, rounds: pd.DataFrame) -> Scores:
@@ -324,10 +335,20 @@ def logged_feedback(
 
 
 def logged_policy_values(
-    policy: Policy, dataset: Dataset, test: pd.DataFrame, catalog: Catalog
+    policy: Policy,
+    dataset: Dataset | None,
+    test: pd.DataFrame,
+    catalog: Catalog,
+    inputs: pd.DataFrame | None = None,
 ) -> dict[str, float]:
-    """SNIPW estimates, on the test period's log, of the NBA and the baselines."""
-    scores = logged_scores(policy, dataset, test)
+    """SNIPW estimates, on the test period's log, of the NBA and the baselines. ``inputs``
+    (the decisions as policy inputs, :func:`logged_inputs`) replaces reading them from
+    ``dataset``: a frozen yardstick carries its own."""
+    if inputs is None:
+        if dataset is None:
+            raise ValueError("logged_policy_values needs the dataset or the inputs")
+        inputs = logged_inputs(dataset, test)
+    scores, _ = policy.score(contacts_from_frame(inputs, policy.catalog))
     picked = choices(scores, catalog)
     logged, prop, reward = logged_feedback(test, catalog)
     product = np.array([a.family == "product_offer" for a in catalog.actions])
@@ -355,6 +376,7 @@ def train(
     seed: int = 0,
     split: Literal["time", "shuffled"] = "time",
     purpose: Literal["train", "retrain"] = "train",
+    new_yardstick: bool = False,
 ) -> TrainReport:
     """Train, evaluate, log to MLflow and register a new ``nba-policy`` version.
 
@@ -363,6 +385,10 @@ def train(
     decisions and tests on the newest; ``"shuffled"`` draws the parts at random (seeded),
     so that the newest decisions (fresh feedback) are learnt from too; the out-of-time
     check is then the promotion gate on decisions logged after training.
+
+    Every version is also measured on the workspace's fixed yardstick (:mod:`pipelines.
+    yardstick`), whose decisions are left out of training; the first training (or
+    ``new_yardstick``) freezes it from its test part.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -377,6 +403,7 @@ def train(
     catalog = dataset.catalog
     say("building the training set from Feast (point-in-time)")
     frame = training_frame(dataset, s)
+    frame, yard, left_out, yard_note = _without_yardstick(frame, s, new_yardstick)
     if split == "shuffled":
         order = np.random.default_rng(seed).permutation(len(frame))
         frame = frame.iloc[order].reset_index(drop=True)
@@ -424,7 +451,14 @@ def train(
         metrics["uplift_valid_rmse_constant"] = uplift.fit_.valid_rmse_constant
     policy = Policy(catalog, model, uplift=uplift)
     metrics.update(logged_policy_values(policy, dataset, test, catalog))
-    truth, mix = _truth_evaluation(policy, dataset, Path(data_dir))
+    truth, mix, truth_inputs, truth_rows = _truth_evaluation(policy, dataset, Path(data_dir))
+    frozen = yard is None
+    if yard is None:
+        say("freezing the yardstick every later version is measured on")
+        yard = yardstick.freeze(s, test, logged_inputs(dataset, test), truth_inputs, truth_rows)
+    on_yardstick, measure_note = yardstick.measure(yard, policy)
+    metrics.update(on_yardstick)
+    yard_note = yard_note or measure_note
     if truth is not None:
         metrics.update({f"normalised_value_{k}": v for k, v in truth.normalised.items()})
         metrics.update({f"value_per_contact_{k}": v for k, v in truth.values.items()})
@@ -434,8 +468,8 @@ def train(
         metrics["contact_policy_cost_per_contact"] = truth.contact_policy_cost
     lap("evaluate")
     window = (str(frame["timestamp"].min()), str(frame["timestamp"].max()))
-    split_used = Split(n, a, b, c, split, window, (str(test["timestamp"].min()),
-                                                   str(test["timestamp"].max())))  # fmt: skip
+    test_window = (str(test["timestamp"].min()), str(test["timestamp"].max()))
+    split_used = Split(n, a, b, c, split, window, test_window, left_out, yard.name)
     say("logging to MLflow and registering the model")
     experiment_id = configure(s)  # the workspace's experiment: artifacts under NBA_HOME
     champion = not has_alias(CHAMPION, s)
@@ -459,6 +493,9 @@ def train(
                 "n_calib": c - b,
                 "n_test": n - c,
                 "catalog": catalog.source,
+                "yardstick": yard.name,
+                "yardstick_decisions": len(yard.decisions),
+                "yardstick_left_out_of_training": left_out,
             }
         )
         mlflow.log_metrics({k: round(v, 4) for k, v in metrics.items() if np.isfinite(v)})
@@ -518,6 +555,8 @@ def train(
             )
         version = str(info.registered_model_version)
         mlflow.set_tags({"registered_version": version, "mlflow.runName": f"{purpose} v{version}"})
+        if frozen:
+            yardstick.stamp(yard, version)
         (out / "evidence.json").write_text(json.dumps([e.__dict__ for e in model.evidence_]))
         mlflow.log_artifact(str(out / "evidence.json"))
         run_id = run.info.run_id
@@ -531,6 +570,7 @@ def train(
             f"{purpose} v{version}", verdict, split_used, metrics, per_action, truth,
             catalog, charts, s.currency, objective_note,
         )  # fmt: skip
+        yardstick_section(summary, yard.describe(), metrics, s.currency, yard_note)
         log_summary(summary, purpose)
     if champion:
         set_alias(CHAMPION, version, s)
@@ -551,6 +591,8 @@ def train(
         objective_note,
         prior_reasons(model, catalog),
         model.pooled_families(),
+        split_used,
+        yard.describe(),
     )
 
 
@@ -597,11 +639,13 @@ def _example_contacts(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _truth_evaluation(
     policy: Policy, dataset: Dataset, data_dir: Path
-) -> tuple[TruthEvaluation | None, pd.DataFrame | None]:
-    """Evaluate on the held-out contacts when the dataset carries the simulator's truth."""
+) -> tuple[TruthEvaluation | None, pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    """Evaluate on the held-out contacts when the dataset carries the simulator's truth.
+    Returns the evaluation, the action mix by segment, the contacts' policy inputs and the
+    truth read (None each without truth)."""
     truth_file = data_dir / "truth" / "expected_value.parquet"
     if not truth_file.is_file() or not dataset.count("contacts"):
-        return None, None
+        return None, None, None, None
     contacts = dataset.con.sql(
         "SELECT c.*, u.segment FROM contacts c JOIN customers u "
         "USING (customer_id) ORDER BY contact_id"
@@ -609,11 +653,12 @@ def _truth_evaluation(
     frame = policy_input(dataset, contacts)
     batch = contacts_from_frame(frame, policy.catalog)
     scores, _ = policy.score(batch)
+    truth = pd.read_parquet(truth_file)
     result = evaluate_against_truth(
         scores,
         policy.catalog,
         frame["contact_id"].tolist(),
-        pd.read_parquet(truth_file),
+        truth,
         batch.profile_x,
     )
     picked = choices(scores, policy.catalog)["nba"]
@@ -621,4 +666,23 @@ def _truth_evaluation(
     mix = pd.crosstab(
         contacts["segment"].fillna("unknown"), pd.Series(named, name="action"), normalize="index"
     )
-    return result, mix
+    return result, mix, frame.drop(columns="segment", errors="ignore"), truth
+
+
+def _without_yardstick(
+    frame: pd.DataFrame, s: Settings, new: bool
+) -> tuple[pd.DataFrame, yardstick.Yardstick | None, int, str | None]:
+    """The training frame without the yardstick's decisions (no version may see them).
+    Returns the frame, the yardstick to measure on (None: freeze one), the decisions left
+    out and a note when the workspace's yardstick does not fit this data."""
+    yard = None if new else yardstick.current(s)
+    if yard is None:
+        return frame, None, 0, None
+    inside = frame["decision_id"].astype(str).isin(yard.decision_ids)
+    if int(inside.sum()) != len(yard.decisions):
+        note = (
+            f"the workspace's yardstick {yard.name} is not in this data (another source): "
+            "a new one is frozen from this run's test part"
+        )
+        return frame, None, 0, note
+    return frame[~inside].reset_index(drop=True), yard, int(inside.sum()), None

@@ -18,15 +18,25 @@ from pipelines.train import TrainReport, train
 def train_cmd(
     data: Annotated[Path, typer.Option(help="Dataset directory with a decisions table.")],
     seed: Annotated[int, typer.Option(help="Seed of the model fit.")] = 0,
+    new_yardstick: Annotated[
+        bool,
+        typer.Option(
+            help="Freeze a new fixed yardstick from this run's test part (the next version, "
+            "e.g. y2) instead of measuring on the workspace's current one."
+        ),
+    ] = False,
 ) -> None:
-    """Train the response model, evaluate the policy, log to MLflow, register nba-policy."""
-    report = train_with_status(data, seed)
+    """Train the response model, evaluate the policy, log to MLflow, register nba-policy.
+
+    Every version is also measured on the workspace's fixed yardstick (frozen by the first
+    training, left out of every later one): compare versions on its numbers."""
+    report = train_with_status(data, seed, new_yardstick)
     print_training(report)
 
 
-def train_with_status(data: Path, seed: int) -> TrainReport:
+def train_with_status(data: Path, seed: int, new_yardstick: bool = False) -> TrainReport:
     with err.status("training") as status:
-        return train(data, step=lambda s: status.update(s), seed=seed)
+        return train(data, step=lambda s: status.update(s), seed=seed, new_yardstick=new_yardstick)
 
 
 @app.command("retrain")
@@ -62,10 +72,27 @@ def print_training(r: TrainReport) -> None:
     m = r.metrics
     status = "and made @champion" if r.champion else "(no alias; use nba promote)"
     console.print(f"registered nba-policy version {r.version} {status}; MLflow run {r.run_id}")
-    console.print(
-        f"trained on {r.n_decisions:,} decisions ({r.window[0]} .. {r.window[1]}); "
-        f"test period AUC {m['auc']:.3f}, calibration error {m['ece']:.3f}"
+    cut = r.split
+    parts = (
+        f": {cut.a:,} fit the model, {cut.b - cut.a:,} stop it early, {cut.c - cut.b:,} "
+        f"calibrate, {cut.n_test:,} test ({'the newest' if cut.order == 'time' else 'at random'})"
+        if cut
+        else ""
     )
+    console.print(
+        f"{r.n_decisions:,} logged decisions ({r.window[0][:10]} .. {r.window[1][:10]}){parts}; "
+        f"test AUC {m['auc']:.3f}, calibration error {m['ece']:.3f}"
+    )
+    if r.yardstick:
+        measured = f"measured on the {r.yardstick}"
+        if "yardstick_value_nba" in m:
+            measured += (
+                f": {m['yardstick_value_nba']:.2f} per contact (what was done "
+                f"{m['yardstick_value_logging_policy']:.2f})"
+            )
+        if "yardstick_normalised_value_nba" in m:
+            measured += f", {m['yardstick_normalised_value_nba']:.3f} of the oracle"
+        console.print(measured)
     ranking = (
         f"ranks by what each action changes over {r.metrics.get('horizon_days', 180):.0f} days"
         if r.objective == "incremental"

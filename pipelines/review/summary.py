@@ -70,7 +70,7 @@ class Summary:
         head += [f"> ⚠ {w}" for w in self.warnings] + ([""] if self.warnings else [])
         body = "\n\n".join(self.blocks)
         body = re.sub(r"\{chart:([\w.-]+)\}", lambda m: link[m.group(1)], body)
-        return "\n".join(head) + body + "\n"
+        return "\n".join([*head, body]) + "\n"
 
 
 def _png_data(path: Path) -> str:

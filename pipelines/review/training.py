@@ -51,6 +51,9 @@ class Split:
     order: str  # "time" or "shuffled"
     window: tuple[str, str]
     test_window: tuple[str, str]
+    left_out: int = 0
+    """Decisions of the fixed yardstick left out before the cut."""
+    yardstick: str = ""
 
     @property
     def n_train(self) -> int:
@@ -61,6 +64,14 @@ class Split:
         return self.n - self.c
 
     def words(self) -> str:
+        return self._cut() + (
+            f" Besides these, the {self.left_out:,} decisions of the fixed yardstick "
+            f"{self.yardstick} were left out, so that no version learns from them."
+            if self.left_out
+            else ""
+        )
+
+    def _cut(self) -> str:
         parts = (
             f"{self.a:,} ({self.a / self.n:.0%}) to fit the model, {self.b - self.a:,} "
             f"({(self.b - self.a) / self.n:.0%}) to stop the boosting, {self.c - self.b:,} "
@@ -103,17 +114,50 @@ def training_verdict(version: str, status: Status, champion: str | None, headlin
 
 
 def headline(metrics: dict[str, float], truth: TruthEvaluation | None, currency: str) -> str:
-    nba = metrics.get("logged_value_nba_snipw", float("nan"))
-    done = metrics.get("logged_value_logging_policy", float("nan"))
+    """The headline numbers: on the fixed yardstick where measured (comparable between
+    versions), else on this run's test part."""
+    if "yardstick_value_nba" in metrics:
+        nba, done = metrics["yardstick_value_nba"], metrics["yardstick_value_logging_policy"]
+        where = "On the fixed yardstick"
+        true = metrics.get("yardstick_normalised_value_nba")
+    else:
+        nba = metrics.get("logged_value_nba_snipw", float("nan"))
+        done = metrics.get("logged_value_logging_policy", float("nan"))
+        where = "On the test part"
+        true = truth.normalised["nba"] if truth is not None else None
     text = (
-        f"On the test part it would earn {money(nba, currency)} per contact, against "
+        f"{where} it would earn {money(nba, currency)} per contact, against "
         f"{money(done, currency)} for what was actually done."
     )
-    if truth is not None:
-        text += (
-            f" Against the simulator's oracle: {truth.normalised['nba']:.2f} of the best possible."
-        )
+    if true is not None:
+        text += f" Against the simulator's oracle: {true:.2f} of the best possible."
     return text
+
+
+def yardstick_section(
+    s: Summary, described: str, metrics: dict[str, float], currency: str, note: str | None
+) -> None:
+    """The fixed yardstick's numbers: the ones to compare versions on."""
+    s.say("## On the fixed yardstick: compare versions here", "",
+          f"The {described}. Every version is measured on exactly these, and none learnt "
+          "from them; the test part above differs from run to run.")  # fmt: skip
+    lines = []
+    if "yardstick_value_nba" in metrics:
+        lines += [
+            f"- this version: **{money(metrics['yardstick_value_nba'], currency)}** per "
+            "contact (estimated from the log)",
+            "- what was actually done: "
+            + money(metrics["yardstick_value_logging_policy"], currency),
+        ]
+    if "yardstick_normalised_value_nba" in metrics:
+        lines.append(
+            f"- of the best possible, by the simulator's truth: "
+            f"**{metrics['yardstick_normalised_value_nba']:.2f}**"
+        )
+    if lines:
+        s.say(*lines)
+    if note:
+        s.warn(note)
 
 
 def training_summary(

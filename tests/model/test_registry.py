@@ -18,13 +18,15 @@ import pytest
 from typer.testing import CliRunner
 
 from nba.catalog import load_catalog
+from nba.config import get_settings
 from nba.contract import load_dataset
 from nba.inputs import policy_input
 from nba.policy.frames import INPUT_COLUMNS, contacts_from_frame
 from nba.policy.policy import Policy
 from nba.policy.response import ResponseModel
 from nba.simulate import SimulationConfig, simulate_world, write_world
-from nba.tracking import MODEL_NAME, configure, load_policy, resolve
+from nba.tracking import MODEL_NAME, ModelRef, configure, load_policy, resolve
+from pipelines import yardstick
 from pipelines.cli import app
 from pipelines.features import build_features
 from pipelines.score import RECOMMENDATIONS_SCHEMA, base_contacts
@@ -160,9 +162,35 @@ def test_pyfunc_from_the_registry_ranks_like_the_in_process_policy(
 
 
 def test_a_second_version_is_not_champion_until_promoted(trained: dict[str, Any]) -> None:
-    second = train(trained["data"], seed=1)
+    second = train(trained["data"], seed=1, split="shuffled")
     assert second.version == "2" and not second.champion
     assert resolve().version == "1"
+    # Both versions are measured on the same fixed yardstick, which the second one never
+    # learnt from (it is left out of its shuffled split); measuring again gives the same.
+    runs = [mlflow.get_run(r.run_id) for r in (trained["report"], second)]
+    assert [r.data.params["yardstick"] for r in runs] == ["y1", "y1"]
+    yard = yardstick.current(get_settings())
+    assert yard is not None and yard.manifest["frozen_by_version"] == "1"
+    assert int(runs[0].data.params["n_test"]) == len(yard.decisions)
+    assert runs[0].data.params["yardstick_left_out_of_training"] == "0"
+    assert int(runs[1].data.params["yardstick_left_out_of_training"]) == len(yard.decisions)
+    n_second = sum(
+        int(runs[1].data.params[k]) for k in ("n_train", "n_valid", "n_calib", "n_test")
+    )
+    assert n_second + len(yard.decisions) == trained["report"].n_decisions
+    for run in runs:
+        version = run.data.tags["registered_version"]
+        policy = load_policy(ModelRef(f"models:/{MODEL_NAME}/{version}", version, None))
+        again, _ = yardstick.measure(yard, policy)
+        assert run.data.metrics["yardstick_value_nba"] == pytest.approx(
+            again["yardstick_value_nba"], abs=1e-4
+        )
+        assert run.data.metrics["yardstick_normalised_value_nba"] == pytest.approx(
+            again["yardstick_normalised_value_nba"], abs=1e-4
+        )
+    assert (
+        "On the fixed yardstick: compare versions here" in runs[1].data.tags["mlflow.note.content"]
+    )
     result = CliRunner().invoke(app, ["promote", "--version", "2"])
     assert result.exit_code == 0, result.output
     assert resolve().version == "2"
