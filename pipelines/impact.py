@@ -22,6 +22,7 @@ from nba.decision_log import DecisionLog, to_text
 from nba.exceptions import NBAError
 from nba.impact import lift_table
 from nba.tracking import CHAMPION, configure, load_policy, resolve
+from pipelines.review.charts import figure
 from pipelines.review.summary import Summary, log_summary, to_html
 from pipelines.review.words import FEW_CASES, family_label, few_cases, interval, money
 
@@ -116,7 +117,7 @@ def impact_report(
     table = lift_table(frame)
     folder = out or Path(tempfile.mkdtemp(prefix="nba-impact-"))
     folder.mkdir(parents=True, exist_ok=True)
-    chart = _chart(table, folder / "lift.png")
+    chart = lift_chart(table, folder / "lift.png")
     made_by = {str(v): int(n) for v, n in versions}
     summary = impact_summary(table, len(frame), unreported, made_by, chart, s.currency)
     markdown = summary.markdown({"lift.png": "lift.png"})
@@ -221,14 +222,11 @@ def impact_summary(
     return s
 
 
-def _chart(table: pd.DataFrame, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def lift_chart(table: pd.DataFrame, path: Path) -> Path:
 
     t = table.dropna(subset=["lift_low"])
-    fig, ax = plt.subplots(figsize=(7, 0.6 * len(t) + 1.5))
+    fig = figure(7, 0.6 * len(t) + 1.5)
+    ax = fig.subplots()
     labels = ["all decisions" if v == "overall" else family_label(v) for v in t["segment"]]
     ax.barh(labels, t["lift"], xerr=[t["lift"] - t["lift_low"], t["lift_high"] - t["lift"]],
             color=["#4c72b0" if s != "overall" else "#dd8452" for s in t["segment"]])  # fmt: skip
@@ -237,5 +235,4 @@ def _chart(table: pd.DataFrame, path: Path) -> Path:
     ax.set_title("NBA against the control group")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

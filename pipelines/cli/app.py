@@ -10,8 +10,10 @@ anything unforeseen is one line too (exit 1), with the details in a crash report
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -91,6 +93,10 @@ class _Commands(TyperGroup):
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(code=130) from None
+        except BrokenPipeError:  # the reader went away (`nba ... | head`): nothing to say
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(code=0) from None
         except MemoryError:
             fail(
                 "out of memory: lower NBA_DUCKDB_MEMORY_LIMIT or --chunk-size, or use a "

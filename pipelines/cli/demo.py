@@ -78,5 +78,6 @@ def demo(
         "  .venv/bin/nba keys create --scopes recommend,outcomes   # copy the key it prints\n"
         "  .venv/bin/nba serve --port 8000\n"
         "  then open http://127.0.0.1:8000/desk/ in a browser and paste the key\n"
-        "  (the API's reference: http://127.0.0.1:8000/docs)"
+        "  (the API's reference: http://127.0.0.1:8000/docs)\n"
+        "review it as marketing would: .venv/bin/nba ui  (walk-through: docs/mlflow_review.md)"
     )

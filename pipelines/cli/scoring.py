@@ -110,8 +110,8 @@ def print_score(r: ScoreReport) -> None:
         console.print(table)
     if r.run_id:
         console.print(
-            "what it recommends to whom (by segment, tenure and channel): MLflow run "
-            f"'score v{r.model_version}: {r.n_contacts:,} contacts' (open it with `nba ui`)"
+            "what it recommends to whom (by segment, tenure and channel) is in MLflow: "
+            f"run 'score v{r.model_version}: ...' (open it with `nba ui`)"
         )
     if r.policy_audit is not None:
         a = r.policy_audit

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipelines.review.charts import figure
 from pipelines.review.summary import Summary
 
 if TYPE_CHECKING:
@@ -50,12 +51,9 @@ def loop_summary(report: LoopReport, chart: Path) -> Summary:
 
 
 def loop_chart(report: LoopReport, path: Path) -> Path:
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = figure(7, 4)
+    ax = fig.subplots()
     rounds = [r.round for r in report.rounds]
     ax.plot(rounds, [r.normalised_value for r in report.rounds], marker="o", label="champion")
     trained = [(r.round, r.challenger_normalised_value) for r in report.rounds
@@ -72,5 +70,4 @@ def loop_chart(report: LoopReport, path: Path) -> Path:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from nba.catalog import Catalog
 from nba.contract import Dataset
+from pipelines.review.charts import figure
 from pipelines.review.summary import Summary
 from pipelines.review.words import few_cases
 
@@ -74,17 +75,16 @@ def mix_table(choices: pd.DataFrame, by: str) -> pd.DataFrame:
 
 
 def mix_chart(choices: pd.DataFrame, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     actions = [a for a in choices["action"].value_counts().index if a != NOTHING]
     actions += [NOTHING] if (choices["action"] == NOTHING).any() else []
-    palette = [plt.get_cmap("tab20")(i) for i in range(20)]
+    import matplotlib
+
+    palette = [matplotlib.colormaps["tab20"](i) for i in range(20)]
     colours = dict(zip(actions, palette, strict=False))
     colours[NOTHING] = "#bbbbbb"
-    fig, axes = plt.subplots(3, 1, figsize=(9, 9), constrained_layout=True)
+    fig = figure(9, 9, constrained=True)
+    axes = fig.subplots(3, 1)
     for ax, (by, words) in zip(axes, GROUPINGS.items(), strict=True):
         table = mix_table(choices, by).drop(columns="all")
         shares = table.div(table.sum(axis=1), axis=0)
@@ -95,13 +95,13 @@ def mix_chart(choices: pd.DataFrame, path: Path) -> Path:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper", fontsize=8)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
 def score_summary(
-    choices: pd.DataFrame, version: str, source: str, chart: Path, alias: str
+    choices: pd.DataFrame, version: str, source: str, chart: Path, alias: str, scope: str
 ) -> Summary:
+    """``scope``: what was scored, in words ("the active base", "contacts.parquet")."""
     n = len(choices)
     counts = choices["action"].value_counts()
     nothing = int(counts.get(NOTHING, 0))
@@ -113,7 +113,7 @@ def score_summary(
         else ""
     )
     s = Summary(
-        f"score v{version}: {n:,} contacts",
+        f"score v{version}: {scope}, {n:,} contacts",
         f"Of {n:,} contacts, {(n - nothing) / max(n, 1):.1%} get an action first and "
         f"{nothing / max(n, 1):.1%} nothing.{lead}",
     )
@@ -157,7 +157,9 @@ def log_score_run(
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         chart = mix_chart(choices, folder / "action_mix.png")
-        summary = score_summary(choices, version, source, chart, alias)
+        scope = str(params.get("contacts_file", "the active base"))
+        scope = scope if scope == "the active base" else Path(scope).name
+        summary = score_summary(choices, version, source, chart, alias, scope)
         with mlflow.start_run(experiment_id=configure(), run_name=summary.title) as run:
             mlflow.log_params({**params, "model_version": version, "contacts": len(choices)})
             counts = choices["action"].value_counts()

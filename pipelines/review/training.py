@@ -18,6 +18,7 @@ import pandas as pd
 from nba.catalog import Catalog
 from nba.policy.evaluation import LABELS, POLICIES, TruthEvaluation
 from nba.profiles import FEATURES_BY_NAME
+from pipelines.review.charts import figure
 from pipelines.review.registry import Status
 from pipelines.review.summary import Summary
 from pipelines.review.words import family_label, few_cases, money, share
@@ -248,14 +249,11 @@ def training_charts(
 ) -> dict[str, Path]:
     """Calibration by family, what drives the predictions, and (with the simulator's
     truth) the action mix by segment."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import PercentFormatter
 
     files: dict[str, Path] = {}
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = figure(6, 5)
+    ax = fig.subplots()
     for family, idx in frame.groupby("family").indices.items():
         order = np.argsort(p[idx])
         chunks = [c for c in np.array_split(order, 8) if len(c)]
@@ -267,26 +265,25 @@ def training_charts(
     ax.legend()
     files["calibration.png"] = out / "calibration.png"
     fig.savefig(files["calibration.png"], dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
     total = sum(importance.values()) or 1.0
     top = pd.Series({feature_words(k): v / total for k, v in importance.items()})
     top = top.groupby(level=0).sum().sort_values().tail(15)
-    fig, ax = plt.subplots(figsize=(8, 6))
+    fig = figure(8, 6)
+    ax = fig.subplots()
     top.plot.barh(ax=ax)
     ax.set(title="What drives the predictions (top 15)", xlabel="share of the model's learning")
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     files["what_drives_it.png"] = out / "what_drives_it.png"
     fig.savefig(files["what_drives_it.png"], dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
     if mix is not None and not mix.empty:
-        fig, ax = plt.subplots(figsize=(8, 4))
+        fig = figure(8, 4)
+        ax = fig.subplots()
         mix.plot.bar(stacked=True, ax=ax)
         ax.set(title="What it recommends first, by customer segment",
                ylabel="share of contacts", xlabel="segment")  # fmt: skip
         ax.legend(bbox_to_anchor=(1.02, 1), loc="upper left")
         files["action_mix.png"] = out / "action_mix.png"
         fig.savefig(files["action_mix.png"], dpi=100, bbox_inches="tight")
-        plt.close(fig)
     return files

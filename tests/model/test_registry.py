@@ -282,7 +282,7 @@ def test_score_without_contacts_covers_the_active_base(
     run = runs.iloc[0]
     n = int(run["params.contacts"])
     assert n == active >= recs["contact_id"].nunique()
-    assert run["tags.mlflow.runName"] == f"score v1: {n:,} contacts"
+    assert run["tags.mlflow.runName"] == f"score v1: the active base, {n:,} contacts"
     note = run["tags.mlflow.note.content"]
     assert "get an action first" in note
     assert ("| nothing |" in note) == (n > len(recs))

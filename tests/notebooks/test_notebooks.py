@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from nba.tracking import configure
+from tests.conftest import environment
 
 pytestmark = pytest.mark.slow
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -44,21 +50,53 @@ def test_learning_loop_notebook_executes(nba_home: Path, monkeypatch: pytest.Mon
         assert (nba_home / scenario / "mlflow.db").exists()
 
 
-def test_impact_review_notebook_executes(
-    nba_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("NB_CUSTOMERS", "2000")
-    nb = nbformat.read(NOTEBOOKS / "03-impact-review.ipynb", as_version=4)
-    NotebookClient(nb, timeout=900, kernel_name="python3",
+def _run(name: str, timeout: int = 900) -> tuple[list[Any], str]:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
                      + str(o.get("data", {}).get("text/html", "")) for o in outputs)
+    return outputs, text
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_impact_review_notebook_simulates_apart_and_reviews_read_only(
+    nba_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Simulated, it works in a workspace of its own; reviewing a real workspace (a copy of
+    the simulated one here), it leaves the registry and the decision log byte-identical."""
+    sim = tmp_path / "simulated"
+    monkeypatch.setenv("NB_CUSTOMERS", "2000")
+    monkeypatch.setenv("NB_SIM_HOME", str(sim))
+    outputs, text = _run("03-impact-review.ipynb")
     assert "(nothing)" in text and "active customers scored" in text  # the action mix
-    assert "overall" in text and "lift_low" in text  # the lift tables
+    assert "all" in text and "lift_low" in text  # the lift tables
     assert "over 3 years" in text or "1-3 years" in text  # value by tenure
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3  # mix, lift, segments
-    assert str(nba_home) in text
+    assert f"workspace {sim} (simulated)" in text
+    assert not (nba_home / "mlflow.db").exists()  # the kernel's NBA_HOME was not touched
+
+    # A real workspace: a copy, settled as any first command on it settles it (MLflow's
+    # artifact locations follow the copy), then reviewed.
+    real = tmp_path / "real"
+    shutil.copytree(sim, real)
+    with environment(NBA_HOME=str(real)):
+        configure()
+    watched = [real / "mlflow.db", real / "decision_log.db"]
+    before = [_digest(p) for p in watched]
+    runs_before = len(list((real / "mlartifacts").rglob("*")))
+    monkeypatch.delenv("NB_SIM_HOME")
+    monkeypatch.setenv("NB_REVIEW_HOME", str(real))
+    monkeypatch.setenv("NB_REVIEW_DATA", str(real / "data"))
+    outputs, text = _run("03-impact-review.ipynb")
+    assert f"workspace {real} (reviewed, read only)" in text and "nothing simulated" in text
+    assert "(nothing)" in text and "lift_low" in text
+    assert [_digest(p) for p in watched] == before
+    assert len(list((real / "mlartifacts").rglob("*"))) == runs_before
 
 
 def test_notebooks_are_current() -> None:
