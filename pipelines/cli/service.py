@@ -34,12 +34,18 @@ def ui(
     """
     from nba.tracking import configure, tracking_uri
 
-    configure()  # tags a workspace made before them; follows a copied workspace
+    experiment = configure()  # tags a workspace made before them; follows a copied one
     process = start_mlflow_ui(tracking_uri(), host, port)
     try:
         wait_until_answering(process, host, port, wait)
         console.print(
-            f"MLflow UI on http://{host}:{port} (store {tracking_uri()}); Ctrl-C stops it"
+            f"MLflow UI: http://{host}:{port}/#/experiments/{experiment}"
+            "?workflowType=machine_learning",
+            soft_wrap=True,
+        )
+        console.print(
+            f"(the engine's runs; the live version under Model registry; store "
+            f"{tracking_uri()}; Ctrl-C stops it)"
         )
         process.wait()
     except KeyboardInterrupt:
