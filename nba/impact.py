@@ -1,4 +1,4 @@
-"""Lift of the NBA over the control group, with delta-method confidence intervals.
+"""Lift of the NBA over the control group, with confidence intervals.
 
 Customers in the control group (a stable share, by customer hash) get a uniformly random
 candidate instead of the NBA's choice. Comparing the value per decision of the two arms

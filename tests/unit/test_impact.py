@@ -1,4 +1,4 @@
-"""Lift against the control group: delta-method intervals hold the true lift."""
+"""Lift against the control group: the intervals hold the true lift (relative: Fieller)."""
 
 from __future__ import annotations
 
