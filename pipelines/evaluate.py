@@ -53,9 +53,10 @@ from nba.sequential import (
     verdict,
 )
 from nba.tracking import CHALLENGER, CHAMPION, ModelRef, configure, load_policy, resolve, set_alias
+from pipelines.logged import logged_contacts, logged_feedback, logged_scores
 from pipelines.review.gating import comparison_summary, mark_comparison
 from pipelines.review.summary import KIND_TAG, log_summary
-from pipelines.train import logged_contacts, logged_feedback, logged_scores, training_frame
+from pipelines.train import training_frame
 
 EVIDENCE = ("auto", "arms", "dr")
 DEFAULT_SHARE = 0.09

@@ -26,6 +26,7 @@ from nba.config import Settings
 from nba.policy.evaluation import evaluate_against_truth
 from nba.policy.frames import contacts_from_frame
 from nba.policy.policy import Policy
+from pipelines.logged import logged_policy_values
 
 FOLDER = "yardstick"
 DECISION_COLUMNS = ("decision_id", "action_id", "propensity", "value", "long_term_revenue")
@@ -138,8 +139,6 @@ def measure(yardstick: Yardstick, policy: Policy) -> tuple[dict[str, float], str
     """The policy's value on the yardstick: the NBA's and what was done, estimated from the
     logged decisions (SNIPW) and, with the truth, normalised against the oracle. Returns
     the metrics and a note when part of it cannot be measured for this policy."""
-    from pipelines.train import logged_policy_values
-
     catalog: Catalog = policy.catalog
     known = set(catalog.ids) | {"no_action"}
     if not set(yardstick.decisions["action_id"]) <= known:
