@@ -29,7 +29,11 @@ PROFILES_AND_MODELS = [
         "All state goes to `NBA_HOME` (a temporary folder unless you set it)."
     ),
     new_code_cell(
-        "import os, tempfile\n"
+        "import logging, os, tempfile\n"
+        "logging.captureWarnings(True)  # the libraries' deprecation notes: not for readers\n"
+        "logging.getLogger('py.warnings').setLevel(logging.ERROR)\n"
+        "os.environ['MLFLOW_LOGGING_LEVEL'] = 'WARNING'\n"
+        "os.environ['MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR'] = 'false'\n"
         "from pathlib import Path\n"
         "os.environ.setdefault('NBA_HOME', tempfile.mkdtemp(prefix='nba-nb01-'))\n"
         "HOME = Path(os.environ['NBA_HOME'])\n"
@@ -89,8 +93,7 @@ PROFILES_AND_MODELS = [
         " 'normalised': result.truth.normalised}).round(3)"
     ),
     new_code_cell(
-        "import matplotlib\n"
-        "matplotlib.use('Agg')\n"
+        "%matplotlib inline\n"
         "ax = pd.Series(result.truth.normalised).drop('oracle').sort_values().plot.barh("
         "title='Normalised value on held-out contacts (1 = oracle)')\n"
         "ax.axvline(0.8, ls='--', c='k');"
@@ -129,7 +132,11 @@ LEARNING_LOOP = [
         "`nba simulate-loop --rounds 6 --scenario launch`."
     ),
     new_code_cell(
-        "import os, tempfile\n"
+        "import logging, os, tempfile\n"
+        "logging.captureWarnings(True)  # the libraries' deprecation notes: not for readers\n"
+        "logging.getLogger('py.warnings').setLevel(logging.ERROR)\n"
+        "os.environ['MLFLOW_LOGGING_LEVEL'] = 'WARNING'\n"
+        "os.environ['MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR'] = 'false'\n"
         "from pathlib import Path\n"
         "os.environ.setdefault('NBA_HOME', tempfile.mkdtemp(prefix='nba-nb02-'))\n"
         "BASE = Path(os.environ['NBA_HOME'])\n"
@@ -220,7 +227,11 @@ IMPACT_REVIEW = [
         "folder) and skips the simulation."
     ),
     new_code_cell(
-        "import os, tempfile\n"
+        "import logging, os, tempfile\n"
+        "logging.captureWarnings(True)  # the libraries' deprecation notes: not for readers\n"
+        "logging.getLogger('py.warnings').setLevel(logging.ERROR)\n"
+        "os.environ['MLFLOW_LOGGING_LEVEL'] = 'WARNING'\n"
+        "os.environ['MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR'] = 'false'\n"
         "from pathlib import Path\n"
         "import pandas as pd\n"
         "from nba.config import get_settings\n"

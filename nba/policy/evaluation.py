@@ -184,9 +184,14 @@ def evaluate_against_truth(
     free_best = np.nanmax(np.where(eligible[:, :k], acts, -np.inf), axis=1)
     act_elig = eligible[:, :k] & ~held_back
     any_elig = act_elig.any(axis=1)
+    # The mean over each contact's allowed actions (none allowed: nothing's value), summed
+    # by hand: nanmean warns on every contact without one.
+    known = act_elig & ~np.isnan(acts)
+    n_known = known.sum(axis=1)
+    total_known = np.where(known, acts, 0.0).sum(axis=1)
+    mean_known = np.divide(total_known, n_known, out=np.full(len(acts), np.nan), where=n_known > 0)
+    v_random = np.where(any_elig, mean_known, nothing_value)
     with np.errstate(all="ignore"):
-        masked = np.where(act_elig, acts, np.nan)
-        v_random = np.where(any_elig, np.nanmean(masked, axis=1), nothing_value)
         best_action = np.nanmax(np.where(act_elig, acts, -np.inf), axis=1)
     v_oracle = np.maximum(best_action, nothing_value)
     picked = choices(scores, catalog)

@@ -42,7 +42,12 @@ def _invoke(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What `make demo` leaves, on a small world: a champion and two score runs."""
+    """What `make demo` leaves, on a small world: a champion and two score runs. With
+    ``NBA_TEST_REVIEW_HOME`` set, that workspace instead (e.g. ``.nba`` after `make demo`:
+    the walk only reads it)."""
+    given = os.environ.get("NBA_TEST_REVIEW_HOME")
+    if given:
+        return Path(given).resolve()
     home = tmp_path_factory.mktemp("review-demo")
     data = home / "data"
     with environment(NBA_HOME=str(home)):
