@@ -99,10 +99,15 @@ def mix_chart(choices: pd.DataFrame, path: Path) -> Path:
 
 
 def score_summary(
-    choices: pd.DataFrame, version: str, source: str, chart: Path, alias: str, scope: str
+    choices: pd.DataFrame, version: str, source: str, chart: Path | None, alias: str, scope: str
 ) -> Summary:
     """``scope``: what was scored, in words ("the active base", "contacts.parquet")."""
     n = len(choices)
+    if n == 0:
+        return Summary(
+            f"score v{version}: {scope}, no contacts",
+            f"Nothing was scored: {scope} holds no contacts.",
+        )
     counts = choices["action"].value_counts()
     nothing = int(counts.get(NOTHING, 0))
     top = counts.drop(NOTHING, errors="ignore")
@@ -125,7 +130,8 @@ def score_summary(
     )
     overall = [[str(a), f"{c:,}", f"{c / max(n, 1):.1%}"] for a, c in counts.items()]
     s.table(["first recommendation", "contacts", "share"], overall)
-    s.chart("action_mix.png", chart, "first recommendation by segment, tenure and channel")
+    if chart is not None:
+        s.chart("action_mix.png", chart, "first recommendation by segment, tenure and channel")
     for by, words in GROUPINGS.items():
         table = mix_table(choices, by)
         header = [words, *table.columns]
@@ -156,7 +162,7 @@ def log_score_run(
     choices = first_choices(dataset, contacts, out, catalog)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        chart = mix_chart(choices, folder / "action_mix.png")
+        chart = mix_chart(choices, folder / "action_mix.png") if len(choices) else None
         scope = str(params.get("contacts_file", "the active base"))
         scope = scope if scope == "the active base" else Path(scope).name
         summary = score_summary(choices, version, source, chart, alias, scope)
