@@ -7,7 +7,8 @@ run (a later time period, or another random draw): side by side, those numbers c
 different things. The yardstick is the same rows for every version, kept with their
 profiles and prior history as they were when frozen (``NBA_HOME/yardstick/yN``), and left
 out of every later training so that no version has seen them. A yardstick whose decisions
-are not in the data (another source) is not used: that training freezes the next version.
+are not in the data, or are there with other actions or outcomes (another source), is not
+used: that training freezes the next version.
 """
 
 from __future__ import annotations
@@ -29,7 +30,24 @@ from nba.policy.policy import Policy
 from pipelines.logged import logged_policy_values
 
 FOLDER = "yardstick"
-DECISION_COLUMNS = ("decision_id", "action_id", "propensity", "value", "long_term_revenue")
+DECISION_COLUMNS = (
+    "decision_id", "action_id", "outcome", "propensity", "value", "long_term_revenue",
+)  # fmt: skip
+
+
+def matches(yardstick: Yardstick, frame: pd.DataFrame) -> bool:
+    """True if every decision of the yardstick is in ``frame`` (training-frame rows) with
+    the same action and outcome: the same data source, not another one that reuses ids."""
+    ids = frame["decision_id"].astype(str)
+    here = frame[ids.isin(yardstick.decision_ids)]
+    if len(here) != len(yardstick.decisions):
+        return False
+    kept = [c for c in ("action_id", "outcome") if c in yardstick.decisions and c in here]
+    mine = yardstick.decisions.assign(decision_id=yardstick.decisions["decision_id"].astype(str))
+    theirs = here.assign(decision_id=here["decision_id"].astype(str))
+    a = mine.set_index("decision_id")[kept].sort_index()
+    b = theirs.set_index("decision_id")[kept].sort_index()
+    return bool((a.astype(str).to_numpy() == b.astype(str).to_numpy()).all())
 
 
 @dataclass
