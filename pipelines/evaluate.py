@@ -131,6 +131,8 @@ class Comparison:
     sequences: dict[str, ConfidenceSequence] = field(default_factory=dict)
     """Evidence (``dr``, ``arms``) -> the gain's confidence sequence at this look."""
     verdict: Verdict | None = None
+    evidence: str = ""
+    """The evidence that decided (``arms`` or ``dr``; "" without a gate)."""
     looks: int = 0
     """The gate's look number (0: no gate)."""
     max_looks: int | None = None
@@ -369,7 +371,8 @@ def promote_if_better(
         data_dir, s, share=share, since=since, bootstrap=bootstrap, long_term=long_term
     )
     comparison.sequences = gate_sequences(comparison, g)
-    comparison.gate = g.describe(g.decisive(comparison.sequences))
+    comparison.evidence = g.decisive(comparison.sequences)
+    comparison.gate = g.describe(comparison.evidence)
     comparison.verdict = gate_verdict(comparison, g, comparison.sequences, looks)
     comparison.looks, comparison.max_looks, comparison.min_gain = looks, g.max_looks, g.min_gain
     comparison.promoted = comparison.verdict == "promote"

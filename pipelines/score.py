@@ -486,8 +486,9 @@ def score(
                 "engine": engine,
                 "limits": ", ".join([*(capacity or []), *(budget or [])]) or "none",
             }
+            scope = Path(contacts_file).name if contacts_file else "the active base"
             run_id = log_score_run(job.dataset, job.contacts, out, catalog, job.ref.version,
-                                   job.profile_source, alias, asked)  # fmt: skip
+                                   job.profile_source, alias, scope, asked)  # fmt: skip
     finally:
         job.close()
     names = {a.id: a.name for a in job.policy.catalog.actions}

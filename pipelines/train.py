@@ -568,12 +568,12 @@ def _without_yardstick(
     yard = None if new else yardstick.current(s)
     if yard is None:
         return frame, None, 0, None
-    if not yardstick.matches(yard, frame):
+    inside = yardstick.rows_in(yard, frame)
+    if inside is None:
         note = (
             f"the workspace's yardstick {yard.name} does not describe this data (its "
             "decisions are missing here, or carry other actions or outcomes: another "
             "source): a new one is frozen from this run's test part"
         )
         return frame, None, 0, note
-    inside = frame["decision_id"].astype(str).isin(yard.decision_ids)
     return frame[~inside].reset_index(drop=True), yard, int(inside.sum()), None

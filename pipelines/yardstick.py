@@ -17,6 +17,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -35,19 +36,19 @@ DECISION_COLUMNS = (
 )  # fmt: skip
 
 
-def matches(yardstick: Yardstick, frame: pd.DataFrame) -> bool:
-    """True if every decision of the yardstick is in ``frame`` (training-frame rows) with
-    the same action and outcome: the same data source, not another one that reuses ids."""
-    ids = frame["decision_id"].astype(str)
-    here = frame[ids.isin(yardstick.decision_ids)]
-    if len(here) != len(yardstick.decisions):
-        return False
-    kept = [c for c in ("action_id", "outcome") if c in yardstick.decisions and c in here]
-    mine = yardstick.decisions.assign(decision_id=yardstick.decisions["decision_id"].astype(str))
-    theirs = here.assign(decision_id=here["decision_id"].astype(str))
-    a = mine.set_index("decision_id")[kept].sort_index()
-    b = theirs.set_index("decision_id")[kept].sort_index()
-    return bool((a.astype(str).to_numpy() == b.astype(str).to_numpy()).all())
+def rows_in(yardstick: Yardstick, frame: pd.DataFrame) -> pd.Series | None:
+    """Which rows of ``frame`` (training-frame rows) are the yardstick's decisions, or None
+    when the yardstick does not describe this data: one of its decisions is missing, or
+    carries another action or outcome (another source that reuses the ids)."""
+    inside = frame["decision_id"].astype(str).isin(yardstick.decision_ids)
+    if int(inside.sum()) != len(yardstick.decisions):
+        return None
+    kept = [c for c in ("action_id", "outcome") if c in yardstick.decisions and c in frame]
+    mine = yardstick.decisions.set_index(yardstick.decisions["decision_id"].astype(str))[kept]
+    here = frame[inside]
+    theirs = here.set_index(here["decision_id"].astype(str))[kept]
+    same = mine.sort_index().astype(str).to_numpy() == theirs.sort_index().astype(str).to_numpy()
+    return inside if bool(same.all()) else None
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Yardstick:
     truth: pd.DataFrame | None
     manifest: dict[str, object]
 
-    @property
+    @cached_property
     def decision_ids(self) -> set[str]:
         return set(self.decisions["decision_id"].astype(str))
 

@@ -22,11 +22,10 @@ ESTIMATOR_WORDS = {
 
 def headline_gain(c: Comparison) -> tuple[float, float, float, str]:
     """The gain per decision that decides, with its bounds, and what kind of bounds."""
-    if c.sequences and c.gate:
-        evidence = "arms" if c.gate.startswith("arms") else "dr"
-        seq = c.sequences[evidence]
+    if c.evidence:
+        seq = c.sequences[c.evidence]
         kind = "bounds valid at every look of the gate" + (
-            ", from the traffic each version served" if evidence == "arms" else ""
+            ", from the traffic each version served" if c.evidence == "arms" else ""
         )
         return seq.mean, seq.low, seq.high, kind
     g = c.gain["dr"]

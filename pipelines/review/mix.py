@@ -149,6 +149,7 @@ def log_score_run(
     version: str,
     source: str,
     alias: str,
+    scope: str,
     params: dict[str, object],
 ) -> str:
     """One MLflow run per ``nba score``: the action mix as tables (CSV), chart and summary."""
@@ -163,8 +164,6 @@ def log_score_run(
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         chart = mix_chart(choices, folder / "action_mix.png") if len(choices) else None
-        scope = str(params.get("contacts_file", "the active base"))
-        scope = scope if scope == "the active base" else Path(scope).name
         summary = score_summary(choices, version, source, chart, alias, scope)
         with mlflow.start_run(experiment_id=configure(), run_name=summary.title) as run:
             mlflow.log_params({**params, "model_version": version, "contacts": len(choices)})

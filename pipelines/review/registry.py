@@ -33,10 +33,3 @@ def mark_version(
     model = client.get_registered_model(MODEL_NAME)
     if not model.description:
         client.update_registered_model(MODEL_NAME, description=MODEL_DESCRIPTION)
-
-
-def version_status(version: str) -> str | None:
-    from mlflow import MlflowClient
-
-    tags = MlflowClient().get_model_version(MODEL_NAME, version).tags
-    return tags.get(STATUS_TAG)

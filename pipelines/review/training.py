@@ -57,10 +57,6 @@ class Split:
     yardstick: str = ""
 
     @property
-    def n_train(self) -> int:
-        return self.a
-
-    @property
     def n_test(self) -> int:
         return self.n - self.c
 
