@@ -10,7 +10,8 @@ from pathlib import Path
 
 from nba.config import Settings, get_settings
 from nba.contract import Dataset, dataset_fingerprint, load_dataset
-from nba.feature_store import apply_repo, open_store, push_latest, write_offline
+from nba.feature_store import apply_repo, latest_profiles, open_store, write_offline
+from nba.online_refresh import OnlineLoadReport, refresh_online
 from nba.profiles import FEATURES, compute_profiles
 from pipelines.timing import Laps
 
@@ -26,6 +27,7 @@ class FeatureBuildReport:
     as_of_latest: datetime
     offline_path: Path
     online_store: str
+    online_load: OnlineLoadReport | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -95,18 +97,23 @@ def build_features(
     *,
     register: bool = True,
     online: bool = True,
+    changed_only: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FeatureBuildReport:
     """Validate ``data_dir``, compute profiles, write the offline store, ``feast apply`` and
     materialise the newest profile of every customer into the online store.
 
     ``step(name)`` is called as each step starts (for progress display). ``register=False``
     writes the offline store only; ``online=False`` registers but leaves the online store
-    (training needs only the registry and the offline store).
+    (training needs only the registry and the offline store). ``changed_only`` writes only
+    the customers whose profile changed since the last load, when there was one
+    (:mod:`nba.online_refresh`); ``progress(done, total)`` follows the online load.
     """
     s = settings or get_settings()
     say = step or (lambda _name: None)
     laps = Laps()
     lap = laps.lap
+    online_load: OnlineLoadReport | None = None
 
     say("validating the dataset")
     dataset = load_dataset(data_dir, settings=s)
@@ -131,7 +138,22 @@ def build_features(
         lap("feast_apply")
         if online:
             say("loading the newest profiles into the online store")
-            push_latest(open_store(s), profiles, latest)
+            newest = latest_profiles(profiles, latest)
+            done = 0
+
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                if progress:
+                    progress(done, newest.num_rows)
+
+            online_load = refresh_online(
+                open_store(s),
+                newest,
+                s.feast_dir / "online_loaded.parquet",
+                changed_only=changed_only,
+                progress=advance,
+            )
             lap("online_write")
     return FeatureBuildReport(
         n_customers=n_customers,
@@ -140,6 +162,7 @@ def build_features(
         as_of_latest=latest,
         offline_path=path,
         online_store=s.online_store,
+        online_load=online_load,
         seconds=laps.seconds,
         notes=notes,
         warnings=warnings,

@@ -174,8 +174,9 @@ class _RateColumn(ProgressColumn):
 
 
 @contextmanager
-def progress_bar(label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr with done/total, rate and ETA; yields ``update(done, total)``."""
+def progress_bar(label: str, unit: str) -> Iterator[Callable[..., None]]:
+    """A progress bar on stderr with done/total, rate and ETA; yields
+    ``update(done, total, label=None)`` (a new label names the step under way)."""
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -188,8 +189,10 @@ def progress_bar(label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
     ) as bar:
         task = bar.add_task(label, total=None)
 
-        def update(done: int, total: int) -> None:
+        def update(done: int, total: int | None, label: str | None = None) -> None:
             bar.update(task, completed=done, total=total)
+            if label is not None:
+                bar.update(task, description=label)
 
         yield update
 

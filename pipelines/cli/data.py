@@ -13,7 +13,6 @@ from nba.simulate import SimulationConfig
 from pipelines.cli.app import (
     app,
     console,
-    err,
     fail,
     features_app,
     print_notes,
@@ -66,15 +65,29 @@ def features_build(
     register: Annotated[
         bool, typer.Option(help="Also run feast apply and load the online store.")
     ] = True,
+    changed_only: Annotated[
+        bool,
+        typer.Option(
+            "--changed-only/--all",
+            help="Load only the customers whose profile changed since the last load (when "
+            "there was one), or everyone.",
+        ),
+    ] = True,
 ) -> None:
     """Compute point-in-time profiles, write the offline store, apply and load online."""
-    report = build_with_status(data, register)
+    report = build_with_status(data, register, changed_only)
     print_features(report)
 
 
-def build_with_status(data: Path, register: bool) -> FeatureBuildReport:
-    with err.status("building features") as status:
-        return build_features(data, step=lambda s: status.update(s), register=register)
+def build_with_status(data: Path, register: bool, changed_only: bool = True) -> FeatureBuildReport:
+    with progress_bar("building features", "customers") as update:
+        return build_features(
+            data,
+            step=lambda name: update(0, None, name),
+            register=register,
+            changed_only=changed_only,
+            progress=lambda done, total: update(done, total),
+        )
 
 
 def print_counts(title: str, counts: dict[str, int | float]) -> None:
@@ -108,6 +121,14 @@ def print_features(r: FeatureBuildReport) -> None:
     table.add_row("online profiles as of", r.as_of_latest.isoformat())
     table.add_row("offline store", str(r.offline_path))
     table.add_row("online store", r.online_store)
+    if r.online_load is not None:
+        load = r.online_load
+        written = f"{load.written:,} customers"
+        if load.changed_only:
+            written += f" (changed; {load.unchanged:,} unchanged kept)"
+        elif load.why_full:
+            written += f" (all: {load.why_full})"
+        table.add_row("online store load", written)
     for step, secs in r.seconds.items():
         table.add_row(f"time: {step.replace('_', ' ')}", f"{secs:.1f} s")
     console.print(table)
