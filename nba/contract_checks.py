@@ -100,7 +100,8 @@ def check_table(
     for col in spec.columns:
         if col.name not in raw_types:
             if col.nullable:
-                notes.append(f"{file}: optional column '{col.name}' is absent; read as empty")
+                if not col.silent_if_absent:
+                    notes.append(f"{file}: optional column '{col.name}' is absent; read as empty")
             else:
                 v(col.name, "required column is missing")
             continue

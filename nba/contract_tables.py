@@ -23,6 +23,8 @@ class Column:
     """Closed set of values; anything else is a violation (outcomes)."""
     check: tuple[str, str] | None = None
     """(SQL condition that must hold on non-null values, rule text), e.g. a range."""
+    silent_if_absent: bool = False
+    """An absent column is no news worth a note (most exports do not have it)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,9 @@ TABLES: dict[str, TableSpec] = {
                 Column("type", "string", False, vocabulary=INTERACTION_TYPES),
                 Column("amount", "float", True),
                 Column("sentiment", "float", True, check=("{v} BETWEEN -1 AND 1", "in [-1, 1]")),
+                # The pushing system's id (POST /v1/interactions): an export that carries
+                # it never counts a pushed event twice.
+                Column("event_id", "string", True, silent_if_absent=True),
             ),
         ),
         TableSpec(

@@ -8,9 +8,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
+
 from nba.config import Settings, get_settings
 from nba.contract import Dataset, dataset_fingerprint, load_dataset
+from nba.decision_log import DecisionLog
 from nba.feature_store import apply_repo, latest_profiles, open_store, write_offline
+from nba.live_profiles import history_dir, merge_pushed, pushed_events, write_history
 from nba.online_refresh import OnlineLoadReport, refresh_online
 from nba.profiles import FEATURES, compute_profiles
 from pipelines.timing import Laps
@@ -31,6 +35,15 @@ class FeatureBuildReport:
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+def read_pushed_events(s: Settings) -> pa.Table:
+    """Every interaction pushed to the engine (API or `nba events push`), from the log."""
+    log = DecisionLog(s.decision_log)
+    try:
+        return pushed_events(log)
+    finally:
+        log.close()
 
 
 def latest_as_of(dataset: Dataset) -> datetime:
@@ -120,10 +133,22 @@ def build_features(
     notes, warnings = list(dataset.notes), list(dataset.warnings)
     lap("validate")
     try:
+        pushed = read_pushed_events(s)
+        added = merge_pushed(dataset.con, pushed)
+        if pushed.num_rows:
+            notes.append(
+                f"{added:,} interactions pushed to the engine added to the data"
+                + (
+                    f" ({pushed.num_rows - added:,} were in it already)"
+                    if added < pushed.num_rows
+                    else ""
+                )
+            )
         latest = latest_as_of(dataset)
         say("computing point-in-time profiles")
         queries = dataset.con.sql(profile_queries_sql(latest)).to_arrow_table()
         profiles = compute_profiles(dataset.con, queries)
+        write_history(dataset.con, history_dir(s.profiles_path), latest)
         lap("profiles")
         n_customers = dataset.count("customers")
     finally:

@@ -29,7 +29,7 @@ from serving.engine import Recommender
 from serving.metrics import Metrics
 from serving.middleware import Gate
 from serving.reloads import reload_count
-from serving.routes import admin, customers, health, outcomes, recommendations
+from serving.routes import admin, customers, health, interactions, outcomes, recommendations
 
 log = logging.getLogger("nba.serving")
 
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(recommender.load_model)
         await run_in_threadpool(recommender.open_feature_store)
         state.log, state.recommender = decision_log, recommender
+        await run_in_threadpool(_start_refresher, state)
         app.state.nba = state
         poller = asyncio.create_task(_poll(state, recommender))
         log.info(
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with suppress(asyncio.CancelledError):
                 await poller
             recommender.close()
+            if state.refresher is not None:
+                state.refresher.close()
             decision_log.close()
 
     app = FastAPI(
@@ -78,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.nba = state
     errors.install(app)
-    for module in (recommendations, outcomes, customers, admin, health):
+    for module in (recommendations, outcomes, interactions, customers, admin, health):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)
@@ -119,6 +122,8 @@ async def _poll(state: ServerState, recommender: Recommender) -> None:
         if missing_store:
             async with state.reload_lock:
                 await run_in_threadpool(recommender.open_feature_store)
+        if state.refresher is None and recommender.reader is not None:
+            await run_in_threadpool(_start_refresher, state)
         asked = await _reload_count(recommender)
         moved = asked is not None and seen is not None and asked != seen
         seen = asked if asked is not None else seen
@@ -131,6 +136,19 @@ async def _poll(state: ServerState, recommender: Recommender) -> None:
         async with state.reload_lock:
             if not await run_in_threadpool(recommender.load_model):
                 await run_in_threadpool(recommender.load_challenger)
+
+
+def _start_refresher(state: ServerState) -> None:
+    """Start writing profiles after pushed events, once the online store is there."""
+    from nba.event_ingest import ProfileRefresher
+    from nba.feature_store import open_store
+
+    if state.recommender is None or state.recommender.reader is None or state.log is None:
+        return
+    try:
+        state.refresher = ProfileRefresher(state.settings, state.log, open_store(state.settings))
+    except Exception as exc:  # looked for again by the poll
+        log.warning("profile refresher unavailable", extra={"error": str(exc)})
 
 
 async def _reload_count(recommender: Recommender) -> int | None:

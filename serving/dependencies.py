@@ -14,6 +14,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from nba.config import Settings
 from nba.decision_log import DecisionLog
+from nba.event_ingest import ProfileRefresher
 from serving.auth import FailedKeys
 from serving.engine import Recommender
 from serving.errors import ApiError
@@ -30,6 +31,8 @@ class ServerState:
     failed_keys: FailedKeys
     log: DecisionLog | None = None
     recommender: Recommender | None = None
+    refresher: ProfileRefresher | None = None
+    """Writes profiles after pushed events; ``None`` until there is a features build."""
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     examples: list[Any] = field(default_factory=list)
 

@@ -18,7 +18,7 @@ from typing import Any
 from nba.decision_log import DecisionLog, now_utc, to_text
 from nba.exceptions import NBAError
 
-SCOPES = ("recommend", "outcomes", "admin", "metrics")
+SCOPES = ("recommend", "outcomes", "events", "admin", "metrics")
 _KEY = re.compile(r"nba_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})")
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
 

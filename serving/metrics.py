@@ -40,6 +40,11 @@ class Metrics:
             ["outcome", "status"],
             registry=self.registry,
         )
+        self.events = Counter(
+            "nba_events_total",
+            "Interactions pushed and recorded (POST /v1/interactions).",
+            registry=self.registry,
+        )
         self.model_version = Gauge(
             "nba_model_version",
             "Registered version of nba-policy being served (0 = none).",

@@ -237,3 +237,48 @@ class Readiness(BaseModel):
         default=None, description="Why the model fell back to the acceptance ranking, if it did."
     )
     detail: str | None = None
+
+
+class InteractionIn(BaseModel):
+    """One interaction, in the data contract's ``interactions`` format, with the id the
+    pushing system gives it (pushing it again is recognised, never counted twice)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "crm-7781-20261207-0914",
+                    "customer_id": "C0000042",
+                    "timestamp": "2026-12-07T09:14:00Z",
+                    "channel": "phone",
+                    "type": "missed_payment",
+                    "amount": 39.9,
+                    "sentiment": -0.4,
+                }
+            ]
+        },
+    )
+
+    event_id: str = Field(max_length=128, description="Unique per event, chosen by the sender.")
+    customer_id: str = Field(max_length=128)
+    timestamp: datetime = Field(description="When it happened (UTC if no zone is given).")
+    channel: str = Field(description="phone, chat, email, app, web, branch, letter or other.")
+    type: str = Field(
+        description="inquiry, complaint, cancellation_request, billing_question, payment, "
+        "missed_payment, login, purchase, contract_change or other."
+    )
+    amount: float | None = Field(default=None, description="Money amount, where there is one.")
+    sentiment: float | None = Field(default=None, description="-1 to 1, where known.")
+
+
+class InteractionsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[InteractionIn] = Field(min_length=1, max_length=1000)
+
+
+class InteractionsResponse(BaseModel):
+    status: Literal["recorded"] = "recorded"
+    recorded: int = Field(description="Events committed (all of the request's).")
+    customers: list[str] = Field(description="Customers whose profile is being updated.")

@@ -5,6 +5,10 @@ from nba.decision_log.database import SERVED_COLUMNS, redact
 from nba.decision_log.log import HISTORY_DAYS, DecisionLog
 from nba.decision_log.records import (
     TIME_FORMAT,
+    AppliedMark,
+    EventBatch,
+    EventResult,
+    InteractionEvent,
     OutcomeRecord,
     OutcomeResult,
     OutcomeStatus,
@@ -20,7 +24,11 @@ __all__ = [
     "HISTORY_DAYS",
     "SERVED_COLUMNS",
     "TIME_FORMAT",
+    "AppliedMark",
     "DecisionLog",
+    "EventBatch",
+    "EventResult",
+    "InteractionEvent",
     "OutcomeRecord",
     "OutcomeResult",
     "OutcomeStatus",

@@ -11,6 +11,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from nba.decision_log.records import (
+    AppliedMark,
+    EventBatch,
+    EventResult,
     OutcomeRecord,
     OutcomeResult,
     OutcomeStatus,
@@ -64,6 +67,20 @@ _TABLES = (
     "CREATE INDEX IF NOT EXISTS outcomes_customer ON outcomes (customer_id, presented_at)",
     # Counters the API's workers share (serving.reloads: a reload that reaches them all).
     "CREATE TABLE IF NOT EXISTS control (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    # Interactions pushed by the API or `nba events push` (the contract's columns), with
+    # when they were received and when they reached the online profiles.
+    """CREATE TABLE IF NOT EXISTS events (
+        event_id TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        timestamp TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        type TEXT NOT NULL,
+        amount DOUBLE PRECISION,
+        sentiment DOUBLE PRECISION,
+        received_at TEXT NOT NULL,
+        online_at TEXT)""",
+    "CREATE INDEX IF NOT EXISTS events_customer ON events (customer_id, timestamp)",
+    "CREATE INDEX IF NOT EXISTS events_pending ON events (online_at, received_at)",
     """CREATE TABLE IF NOT EXISTS api_keys (
         key_id TEXT PRIMARY KEY,
         secret_sha256 TEXT NOT NULL,
@@ -197,7 +214,15 @@ class Database:
 
     # --- the writes (inside the writer's transaction) -------------------------------------
 
-    def apply(self, conn: Any, record: ServedRecord | OutcomeRecord) -> OutcomeResult | None:
+    def apply(self, conn: Any, record: Record) -> OutcomeResult | EventResult | None:
+        if isinstance(record, EventBatch):
+            return self._apply_events(conn, record)
+        if isinstance(record, AppliedMark):
+            conn.executemany(
+                self.sql("UPDATE events SET online_at = ? WHERE event_id = ?"),
+                [(to_text(record.at), e) for e in record.event_ids],
+            )
+            return None
         if isinstance(record, ServedRecord):
             conn.execute(
                 self.sql(_INSERT_SERVED),
@@ -258,6 +283,40 @@ class Database:
             ),
         )
         return OutcomeResult(OutcomeStatus.RECORDED, customer_id, o.outcome)
+
+    def _apply_events(self, conn: Any, batch: EventBatch) -> EventResult:
+        """All the batch's events, or none when any id was recorded before."""
+        ids = [e.event_id for e in batch.events]
+        stored: dict[str, tuple[Any, ...]] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            for row in conn.execute(
+                self.sql(
+                    "SELECT event_id, customer_id, timestamp, channel, type, amount, sentiment "
+                    f"FROM events WHERE event_id IN ({marks})"
+                ),
+                part,
+            ).fetchall():
+                stored[row[0]] = tuple(row)
+        if stored:
+            return EventResult(
+                False,
+                tuple(
+                    (e.event_id, e.same_as(stored[e.event_id]))
+                    for e in batch.events
+                    if e.event_id in stored
+                ),
+            )
+        received = to_text(batch.received_at)
+        conn.executemany(
+            self.sql("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)"),
+            [(*e.row(), received) for e in batch.events],
+        )
+        return EventResult(True)
+
+
+Record = ServedRecord | OutcomeRecord | EventBatch | AppliedMark
 
 
 def _plain(exc: BaseException, url: str) -> str:

@@ -38,10 +38,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from nba.decision_log.database import SERVED_COLUMNS, Database, redact
+from nba.decision_log.database import SERVED_COLUMNS, Database, Record, redact
 from nba.decision_log.records import (
-    OutcomeRecord,
-    ServedRecord,
     age_days,
     from_text,
     to_text,
@@ -74,7 +72,7 @@ def _ages(rows: list[tuple[Any, ...]], now: datetime) -> list[tuple[str, float, 
 
 @dataclass
 class _Job:
-    record: ServedRecord | OutcomeRecord | None  # None: a probe (can a write commit?)
+    record: Record | None  # None: a probe (can a write commit?)
     future: Future[Any]
     deadline: float  # time.monotonic() after which nobody waits for it
 
@@ -133,7 +131,7 @@ class DecisionLog:
                     conn.close()
             self._readers.clear()
 
-    def submit(self, record: ServedRecord | OutcomeRecord | None) -> Future[Any]:
+    def submit(self, record: Record | None) -> Future[Any]:
         """Queue a record (``None``: a probe); the future resolves (to ``None`` or an
         :class:`OutcomeResult`) once it is committed, or fails with
         :class:`DecisionLogUnavailable`. Fails at once while the log is unavailable."""
@@ -150,11 +148,11 @@ class DecisionLog:
         """When a job queued now stops being waited for (``time.monotonic()``)."""
         return time.monotonic() + (self.deadline if self.deadline is not None else math.inf)
 
-    def write(self, record: ServedRecord | OutcomeRecord, timeout: float = 30.0) -> Any:
+    def write(self, record: Record, timeout: float = 30.0) -> Any:
         """Submit and wait for the commit (for scripts and tests)."""
         return self.submit(record).result(timeout)
 
-    async def committed(self, record: ServedRecord | OutcomeRecord) -> Any:
+    async def committed(self, record: Record) -> Any:
         """Submit and wait for the commit, at most the deadline."""
         try:
             return await asyncio.wait_for(asyncio.wrap_future(self.submit(record)), self.deadline)
@@ -389,7 +387,7 @@ class DecisionLog:
         return out
 
     def count(self, table: str) -> int:
-        if table not in ("served", "outcomes", "decisions", "api_keys"):
+        if table not in ("served", "outcomes", "decisions", "api_keys", "events"):
             raise ValueError(f"unknown decision log table {table!r}")
         return int(self.query(f"SELECT count(*) FROM {table}")[0][0])
 

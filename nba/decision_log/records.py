@@ -101,3 +101,56 @@ class OutcomeResult:
     status: OutcomeStatus
     customer_id: str | None = None
     recorded_outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class InteractionEvent:
+    """One pushed interaction: the contract's ``interactions`` row and the client's id."""
+
+    event_id: str
+    customer_id: str
+    timestamp: datetime  # UTC
+    channel: str
+    type: str
+    amount: float | None = None
+    sentiment: float | None = None
+
+    def same_as(self, row: Sequence[Any]) -> bool:
+        """Whether a stored row (the ``events`` columns, in order) holds this event."""
+        return tuple(row[:7]) == self.row()[:7]
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.event_id,
+            self.customer_id,
+            to_text(self.timestamp),
+            self.channel,
+            self.type,
+            self.amount,
+            self.sentiment,
+        )
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """Events committed together or not at all."""
+
+    events: tuple[InteractionEvent, ...]
+    received_at: datetime = field(default_factory=now_utc)
+
+
+@dataclass(frozen=True)
+class EventResult:
+    """``recorded``: every event is committed. Otherwise none is: ``already`` names the
+    events whose id was recorded before, each with whether the content is the same."""
+
+    recorded: bool
+    already: tuple[tuple[str, bool], ...] = ()
+
+
+@dataclass(frozen=True)
+class AppliedMark:
+    """These events are in the online profiles (written at ``at``)."""
+
+    event_ids: tuple[str, ...]
+    at: datetime = field(default_factory=now_utc)

@@ -3,7 +3,7 @@ group of stages, sharing one error handler (:mod:`pipelines.cli.app`)."""
 
 from __future__ import annotations
 
-from pipelines.cli import data, demo, gate, loop, model, scoring, service
+from pipelines.cli import data, demo, events, gate, loop, model, scoring, service
 from pipelines.cli.app import app
 
-__all__ = ["app", "data", "demo", "gate", "loop", "model", "scoring", "service"]
+__all__ = ["app", "data", "demo", "events", "gate", "loop", "model", "scoring", "service"]

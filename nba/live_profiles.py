@@ -1,0 +1,215 @@
+"""Profiles that follow pushed events: the history a profile is computed from, and the
+recomputation of a few customers' profiles after their events arrive.
+
+The batch build (``nba features build``) keeps the history it computed profiles from beside
+the offline store (``history/*.parquet``, sorted by customer, the last 365 days of events:
+profiles never look further back). A pushed event is committed to the decision log's
+``events`` table; the customer's profile is then recomputed by the very SQL of the batch
+build (:func:`nba.profiles.compute_profiles`) over that history plus the customer's pushed
+events, as of just after the newest of them, and written to the online store. Batch and
+online merge pushed events into the export by one rule (:data:`MERGE_SQL`), so the online
+profile equals the one the next build computes as of the same moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from nba.decision_log import DecisionLog, InteractionEvent, from_text
+from nba.profiles import ENTITY_KEY, RECENCY_HORIZON_DAYS, TIMESTAMP_FIELD, compute_profiles
+
+LATEST_OFFSET = timedelta(seconds=1)
+"""A profile is taken just after the newest event, so that event counts (as in the build)."""
+
+HISTORY_TABLES = ("customers", "contracts", "interactions", "decisions_with_family")
+
+EVENT_COLUMNS = ("event_id", "customer_id", "timestamp", "channel", "type", "amount", "sentiment")
+_EVENT_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("customer_id", pa.string()),
+        ("timestamp", pa.timestamp("us")),
+        ("channel", pa.string()),
+        ("type", pa.string()),
+        ("amount", pa.float64()),
+        ("sentiment", pa.float64()),
+    ]
+)
+
+MERGE_SQL = """
+INSERT INTO interactions (customer_id, timestamp, channel, type, amount, sentiment, event_id)
+SELECT p.customer_id, p.timestamp, p.channel, p.type, p.amount, p.sentiment, p.event_id
+FROM pushed_events p
+WHERE p.customer_id IN (SELECT customer_id FROM customers)
+  AND NOT EXISTS (
+    SELECT 1 FROM interactions x
+    WHERE x.customer_id = p.customer_id
+      AND (x.event_id = p.event_id
+           OR (x.timestamp = p.timestamp AND x.channel = p.channel AND x.type = p.type
+               AND x.amount IS NOT DISTINCT FROM p.amount
+               AND x.sentiment IS NOT DISTINCT FROM p.sentiment)))
+"""
+"""Pushed events join the exported interactions unless the export already holds them:
+the same ``event_id``, or (for exports without ids) the same row."""
+
+
+def events_table(rows: Sequence[Sequence[Any]]) -> pa.Table:
+    """Rows of the log's ``events`` columns (text timestamps) as an Arrow table (naive UTC)."""
+    columns: list[list[Any]] = [[] for _ in EVENT_COLUMNS]
+    for row in rows:
+        for i, value in enumerate(row[: len(EVENT_COLUMNS)]):
+            columns[i].append(from_text(value).replace(tzinfo=None) if i == 2 else value)
+    return pa.table(columns, schema=_EVENT_SCHEMA)
+
+
+def event_rows(events: Sequence[InteractionEvent]) -> pa.Table:
+    """Events (not yet stored) as the same Arrow table."""
+    return events_table([e.row() for e in events])
+
+
+def pushed_events(log: DecisionLog, customer_ids: Sequence[str] | None = None) -> pa.Table:
+    """The log's pushed events (of ``customer_ids``, or all) as an Arrow table."""
+    sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
+    if customer_ids is None:
+        return events_table(log.query(sql))
+    rows: list[tuple[Any, ...]] = []
+    ids = list(customer_ids)
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        rows += log.query(f"{sql} WHERE customer_id IN ({', '.join('?' * len(part))})", part)
+    return events_table(rows)
+
+
+def merge_pushed(con: duckdb.DuckDBPyConnection, events: pa.Table) -> int:
+    """Add ``events`` to the connection's ``interactions`` by :data:`MERGE_SQL`; returns how
+    many were new to it."""
+    if events.num_rows == 0:
+        return 0
+    before = con.execute("SELECT count(*) FROM interactions").fetchall()[0][0]
+    con.register("pushed_events", events)
+    try:
+        con.execute(MERGE_SQL)
+    finally:
+        con.unregister("pushed_events")
+    return int(con.execute("SELECT count(*) FROM interactions").fetchall()[0][0] - before)
+
+
+def history_dir(profiles_path: Path) -> Path:
+    return profiles_path.parent / "history"
+
+
+def write_history(con: duckdb.DuckDBPyConnection, directory: Path, latest: datetime) -> None:
+    """Keep the tables profiles are computed from, sorted by customer (row-group statistics
+    let a recomputation read a few customers only), events of the last 365 days."""
+    directory.mkdir(parents=True, exist_ok=True)
+    since = latest.astimezone(UTC).replace(tzinfo=None) - timedelta(days=RECENCY_HORIZON_DAYS)
+    for table in HISTORY_TABLES:
+        where = (
+            f"WHERE timestamp >= TIMESTAMP '{since.isoformat(sep=' ')}'"
+            if table
+            in (
+                "interactions",
+                "decisions_with_family",
+            )
+            else ""
+        )
+        target = directory / f"{table}.parquet"
+        tmp = target.with_suffix(".parquet.tmp")
+        con.execute(
+            f"COPY (SELECT * FROM {table} {where} ORDER BY customer_id) TO '{tmp}' "
+            "(FORMAT parquet, ROW_GROUP_SIZE 16384, COMPRESSION zstd)"
+        )
+        tmp.replace(target)
+
+
+@dataclass(frozen=True)
+class Signup:
+    customer_id: str
+    signup: datetime  # UTC
+
+
+class History:
+    """The build's history of some customers, read from ``history/*.parquet``."""
+
+    def __init__(self, directory: Path, as_of_latest: datetime) -> None:
+        self.directory = directory
+        self.as_of_latest = as_of_latest
+        missing = [t for t in HISTORY_TABLES if not (directory / f"{t}.parquet").is_file()]
+        if missing:
+            raise FileNotFoundError(
+                "no profile history: run `nba features build --data DIR` first"
+            )
+
+    def _connect(self, customer_ids: Sequence[str]) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET threads = 1")  # a few customers: no use for more
+        con.register("wanted", pa.table({ENTITY_KEY: pa.array(list(customer_ids), pa.string())}))
+        for table in HISTORY_TABLES:
+            path = str(self.directory / f"{table}.parquet").replace("'", "''")
+            con.execute(
+                f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{path}') "
+                f"WHERE customer_id IN (SELECT {ENTITY_KEY} FROM wanted)"
+            )
+        return con
+
+    def signups(self, customer_ids: Sequence[str]) -> dict[str, datetime]:
+        """Each known customer's signup date (UTC); unknown customers are absent."""
+        path = str(self.directory / "customers.parquet").replace("'", "''")
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.register(
+                "wanted", pa.table({ENTITY_KEY: pa.array(list(customer_ids), pa.string())})
+            )
+            rows = con.execute(
+                f"SELECT customer_id, signup_date FROM read_parquet('{path}') "
+                f"WHERE customer_id IN (SELECT {ENTITY_KEY} FROM wanted)"
+            ).fetchall()
+        finally:
+            con.close()
+        return {c: _utc(t) for c, t in rows}
+
+    def profiles(self, events: pa.Table, as_of: dict[str, datetime] | None = None) -> pa.Table:
+        """The current profile of every customer in ``events`` (their pushed events), as of
+        just after their newest event, and never before the build's moment; ``as_of``
+        overrides the moment per customer. Timestamps are UTC-aware, as Feast expects."""
+        ids = sorted(set(events.column("customer_id").to_pylist()))
+        con = self._connect(ids)
+        try:
+            merge_pushed(con, events)
+            floor = self.as_of_latest.astimezone(UTC).replace(tzinfo=None)
+            moments = con.execute(
+                "SELECT customer_id, greatest(max(timestamp) + INTERVAL 1 SECOND, ?) "
+                "FROM interactions WHERE customer_id IN (SELECT customer_id FROM wanted) "
+                "GROUP BY customer_id",
+                [floor],
+            ).fetchall()
+            when = {c: t for c, t in moments}
+            for c, t in (as_of or {}).items():
+                when[c] = t.astimezone(UTC).replace(tzinfo=None)
+            queries = pa.table(
+                {
+                    "customer_id": pa.array(list(when), pa.string()),
+                    "as_of": pa.array(list(when.values()), pa.timestamp("us")),
+                }
+            )
+            table = compute_profiles(con, queries)
+        finally:
+            con.close()
+        idx = table.schema.get_field_index(TIMESTAMP_FIELD)
+        aware = table.column(idx).cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+        return table.set_column(idx, TIMESTAMP_FIELD, aware)
+
+
+def _utc(value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, datetime.min.time())
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
