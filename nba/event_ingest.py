@@ -128,11 +128,14 @@ def check_batch(
     signups: Mapping[str, datetime],
     now: datetime,
     where: Callable[[int], str] = lambda i: f"events[{i}]",
+    positions: Sequence[int] | None = None,
 ) -> list[EventProblem]:
-    """What the fields alone cannot tell: known customer, time, one id once per batch."""
+    """What the fields alone cannot tell: known customer, time, one id once per batch.
+    ``positions``: each event's place in the request or file (default: its index)."""
     problems: list[EventProblem] = []
     first: dict[str, int] = {}
-    for i, e in enumerate(events):
+    places = positions if positions is not None else range(len(events))
+    for i, e in zip(places, events, strict=True):
         at = where(i)
         signup = signups.get(e.customer_id)
         if signup is None:
@@ -287,9 +290,19 @@ class ProfileRefresher:
         return [r[0] for r in rows]
 
 
-def read_events_file(path: Path) -> tuple[list[InteractionEvent], list[EventProblem], list[str]]:
-    """Events of a CSV or Parquet file in the ``interactions`` format plus ``event_id``:
-    the events, the problems (each naming the line) and notes on how the file was read."""
+@dataclass
+class EventsFile:
+    """A file's events (with each one's row index), the problems of the rows that are not
+    events (each naming the line) and notes on how the file was read."""
+
+    events: list[InteractionEvent]
+    positions: list[int]
+    problems: list[EventProblem]
+    notes: list[str]
+
+
+def read_events_file(path: Path) -> EventsFile:
+    """The events of a CSV or Parquet file in the ``interactions`` format plus ``event_id``."""
     import pyarrow.parquet as pq
 
     from nba.csv_files import read_csv
@@ -305,16 +318,20 @@ def read_events_file(path: Path) -> tuple[list[InteractionEvent], list[EventProb
         first_line = 2  # after the header
         label = "line"
     else:
-        return [], [EventProblem(path.name, "expected a .csv or .parquet file")], []
+        return EventsFile(
+            [], [], [EventProblem(path.name, "expected a .csv or .parquet file")], []
+        )
     missing = [
         c
         for c in ("event_id", "customer_id", "timestamp", "channel", "type")
         if c not in table.column_names
     ]
     if missing:
-        return [], [EventProblem(path.name, f"missing column(s) {', '.join(missing)}")], notes
+        problem = EventProblem(path.name, f"missing column(s) {', '.join(missing)}")
+        return EventsFile([], [], [problem], notes)
     events: list[InteractionEvent] = []
     problems: list[EventProblem] = []
+    positions: list[int] = []
     for i, row in enumerate(table.to_pylist()):
         for name in ("amount", "sentiment"):
             value = row.get(name)
@@ -325,7 +342,8 @@ def read_events_file(path: Path) -> tuple[list[InteractionEvent], list[EventProb
             problems += parsed
         else:
             events.append(parsed)
-    return events, problems, notes
+            positions.append(i)
+    return EventsFile(events, positions, problems, notes)
 
 
 def _number(text: str) -> float | str | None:

@@ -77,6 +77,7 @@ def summarise(
         profile_as_of=as_of,
         profile_age_days=None if age is None else round(age, 2),
         profile_stale=age is not None and age > stale_days,
+        profile_updated=profile_updated_words(age),
         tenure=sentence("tenure_days", row.get("tenure_days")),
         products=products,
         recent_contacts=recent,
@@ -90,6 +91,60 @@ def summarise(
         email=sentence("email_known", _number(row, "email_known")),
         attention=attention,
     )
+
+
+_VIA = {
+    "phone": "called",
+    "chat": "chatted",
+    "email": "wrote an e-mail",
+    "app": "used the app",
+    "web": "used the website",
+    "branch": "came to a branch",
+    "letter": "wrote a letter",
+}
+_ABOUT = {
+    "inquiry": "with a question",
+    "complaint": "to complain",
+    "cancellation_request": "asking to cancel",
+    "billing_question": "about a bill",
+    "payment": "about a payment",
+    "missed_payment": "about a missed payment",
+    "login": "",
+    "purchase": "to buy something",
+    "contract_change": "to change the contract",
+}
+# Events without a contact behind them, told as what happened.
+_HAPPENED = {
+    "payment": "paid {amount}",
+    "missed_payment": "missed a payment of {amount}",
+    "login": "logged in",
+    "purchase": "bought something for {amount}",
+}
+
+
+def pushed_event_words(
+    when: datetime, channel: str, kind: str, amount: float | None, now: datetime
+) -> str:
+    """One pushed event as an agent reads it: "called at 09:14 about a missed payment"."""
+    at = f"at {when:%H:%M}" if when.date() == now.date() else f"on {when:%d %b} at {when:%H:%M}"
+    money = f"{amount:,.2f}" if amount is not None else "an amount"
+    if channel in ("app", "web", "other") and kind in _HAPPENED:
+        return f"{_HAPPENED[kind].format(amount=money)} {at}"
+    verb = _VIA.get(channel, "was in touch")
+    about = _ABOUT.get(kind, "")
+    return " ".join(part for part in (verb, at, about) if part)
+
+
+def profile_updated_words(age_days: float | None) -> str | None:
+    """How fresh the profile is, in words: "updated 3 minutes ago"."""
+    if age_days is None:
+        return None
+    seconds = age_days * 86400
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"updated {n} {unit}{'s' if n != 1 else ''} ago"
+    return "updated just now"
 
 
 # (why an agent would look at them, the profile column that says so, and its value there:

@@ -180,6 +180,14 @@ class CustomerSummary(BaseModel):
         description="True when the profile is older than NBA_STALE_PROFILE_DAYS: recent "
         "contacts may be missing from it.",
     )
+    profile_updated: str | None = Field(
+        default=None, description="How fresh the profile is, in words."
+    )
+    today: list[str] = Field(
+        default_factory=list,
+        description="Interactions pushed in the last 24 hours, oldest first, in words "
+        '("called at 09:14 about a missed payment").',
+    )
     tenure: str | None = None
     products: list[str] = Field(default_factory=list, description="Active products.")
     recent_contacts: list[str] = Field(

@@ -44,8 +44,9 @@ def push(
     if not file.is_file():
         fail(f"{file}: file not found")
     s = get_settings()
-    events, problems, notes = read_events_file(file)
-    print_notes(notes)
+    read = read_events_file(file)
+    print_notes(read.notes)
+    events, problems = read.events, list(read.problems)
     try:
         history = open_history(s)
     except FileNotFoundError as exc:
@@ -55,9 +56,9 @@ def push(
     def where(i: int) -> str:
         return f"{file.name} {label} {i + first}"
 
-    if not problems:
-        signups = history.signups([e.customer_id for e in events])
-        problems = check_batch(events, signups, now_utc(), where)
+    signups = history.signups([e.customer_id for e in events])
+    problems += check_batch(events, signups, now_utc(), where, read.positions)
+    problems.sort(key=lambda p: _line(p.at))
     if not events and not problems:
         fail(f"{file.name}: no events in the file")
     if problems:
@@ -67,7 +68,7 @@ def push(
     try:
         result = log.write(EventBatch(tuple(events)))
         if not result.recorded:
-            index = {e.event_id: i for i, e in enumerate(events)}
+            index = {e.event_id: i for i, e in zip(read.positions, events, strict=True)}
             _refuse(already_recorded(result.already, index, where))
         refresher = ProfileRefresher(s, log, open_store(s), background=False)
         customers = sorted({e.customer_id for e in events})
@@ -86,3 +87,9 @@ def _refuse(problems: Sequence[object]) -> NoReturn:
         err.print(f"  {text}", highlight=False, soft_wrap=True, markup=False)
     more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
     fail(f"nothing was recorded: {len(problems)} problem(s) in the file{more}")
+
+
+def _line(at: str) -> int:
+    """The line (or row) number a problem names, for listing them in file order."""
+    last = at.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0

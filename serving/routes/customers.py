@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter
 from fastapi import Path as FastApiPath
 from fastapi.concurrency import run_in_threadpool
 
-from serving.dependencies import RecommenderDep, State, require
-from serving.desk import example_customers, summarise
+from nba.decision_log import DecisionLog, from_text, to_text
+from serving.dependencies import LogDep, RecommenderDep, State, require
+from serving.desk import example_customers, pushed_event_words, summarise
 from serving.errors import unavailable
 from serving.schemas import IDENTIFIER_PATTERN, CustomerExample, CustomerSummary, Problem
 
@@ -43,6 +44,7 @@ async def customer_examples(state: State) -> list[CustomerExample]:
 async def customer_summary(
     customer_id: Annotated[str, FastApiPath(pattern=IDENTIFIER_PATTERN, max_length=128)],
     recommender: RecommenderDep,
+    decision_log: LogDep,
 ) -> CustomerSummary:
     """The customer at a glance, in plain words: tenure, products, recent contacts,
     complaints, payment status, mood; ``known: false`` for a customer without a
@@ -63,4 +65,22 @@ async def customer_summary(
         ) from None
     row, as_of = found if found is not None else (None, None)
     settings = recommender.settings
-    return summarise(customer_id, row, as_of, datetime.now(UTC), settings.stale_profile_days)
+    now = datetime.now(UTC)
+    summary = summarise(customer_id, row, as_of, now, settings.stale_profile_days)
+    if summary.known:
+        summary.today = await _pushed_today(decision_log, customer_id, now)
+    return summary
+
+
+async def _pushed_today(decision_log: DecisionLog, customer_id: str, now: datetime) -> list[str]:
+    """The customer's interactions pushed in the last 24 hours, in words (none while the
+    log cannot be read: the summary is still worth showing)."""
+    try:
+        rows = await decision_log.query_async(
+            "SELECT timestamp, channel, type, amount FROM events "
+            "WHERE customer_id = ? AND received_at >= ? ORDER BY timestamp",
+            (customer_id, to_text(now - timedelta(days=1))),
+        )
+    except Exception:
+        return []
+    return [pushed_event_words(from_text(t), c, k, a, now) for t, c, k, a in rows]

@@ -54,6 +54,7 @@ async def interactions(
             "online_store_unavailable", "no customer profiles yet: run a features build first"
         )
     events: list[InteractionEvent] = []
+    positions: list[int] = []
     problems: list[Any] = []
     for i, raw in enumerate(raws):
         parsed = parse_event(raw.model_dump(), where(i))
@@ -61,8 +62,7 @@ async def interactions(
             problems += parsed
         else:
             events.append(parsed)
-    if problems:
-        raise _refuse(422, problems)
+            positions.append(i)
     try:
         history = await run_in_threadpool(refresher.history)
         signups = await run_in_threadpool(history.signups, [e.customer_id for e in events])
@@ -70,12 +70,14 @@ async def interactions(
         raise unavailable(
             "online_store_unavailable", "no customer profiles yet: run a features build first"
         ) from None
-    problems = check_batch(events, signups, now_utc(), where)
+    problems += check_batch(events, signups, now_utc(), where, positions)
     if problems:
-        raise _refuse(422, problems)
+        # In the request's order, each event's problems together.
+        order = {where(i): i for i in range(len(raws))}
+        raise _refuse(422, sorted(problems, key=lambda p: order.get(p.at, 0)))
     result = await decision_log.committed(EventBatch(tuple(events)))
     if not result.recorded:
-        index = {e.event_id: i for i, e in enumerate(events)}
+        index = {e.event_id: i for i, e in zip(positions, events, strict=True)}
         raise _refuse(409, already_recorded(result.already, index, where))
     customers = sorted({e.customer_id for e in events})
     refresher.submit(customers)

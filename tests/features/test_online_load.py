@@ -63,7 +63,7 @@ def _sqlite_rows() -> dict[tuple[bytes, str], tuple[Any, ...]]:
 
 def _redis_hashes(store: Any) -> dict[bytes, dict[bytes, bytes]]:
     client = _redis_client(store.config.online_store)
-    return {k: client.hgetall(k) for k in client.keys()}
+    return {k: client.hgetall(k) for k in client.scan_iter()}
 
 
 def test_sqlite_bulk_rows_are_byte_identical_to_feasts() -> None:

@@ -274,9 +274,13 @@ function renderProfile(summary) {
     ["Payments", summary.payment_status],
     ["Mood", summary.mood],
     ["E-mail", summary.email],
+    ["Profile", summary.profile_updated],
   ];
   if (summary.attention.length) {
     facts.append(el("dt", {}, "Keep in mind"), el("dd", { className: "attention" }, summary.attention.join(" · ")));
+  }
+  if (summary.today && summary.today.length) {
+    facts.append(el("dt", {}, "Today"), el("dd", { dataset: { fact: "Today" } }, summary.today.join("; ")));
   }
   for (const [label, value] of rows) {
     if (value) facts.append(el("dt", {}, label), el("dd", { dataset: { fact: label } }, value));
