@@ -88,7 +88,9 @@ def _start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"127.0.0.1:{port}"
 
 
-def run(store_kind: str, customers: int, floor_n: int, changed: float, home: Path) -> dict[str, Any]:
+def run(
+    store_kind: str, customers: int, floor_n: int, changed: float, home: Path
+) -> dict[str, Any]:
     os.environ["NBA_HOME"] = str(home)
     os.environ["NBA_ONLINE_STORE"] = store_kind
     proc = None
@@ -125,7 +127,9 @@ def run(store_kind: str, customers: int, floor_n: int, changed: float, home: Pat
         full_s = time.perf_counter() - t
         out["full_load_s"] = round(full_s, 2)
         out["full_customers_per_s"] = round(report.written / full_s)
-        out["full_vs_feast"] = round(out["full_customers_per_s"] / out["feast_floor_customers_per_s"], 1)
+        out["full_vs_feast"] = round(
+            out["full_customers_per_s"] / out["feast_floor_customers_per_s"], 1
+        )
 
         # A day's changes: a few customers got an event (a count moves up by one).
         rng = np.random.default_rng(11)
@@ -164,7 +168,8 @@ def _sqlite_ceiling(settings: Any, customers: int) -> float:
     conn.execute("BEGIN IMMEDIATE")
     conn.execute(copy)
     conn.execute(
-        'INSERT INTO "ceiling" SELECT * FROM nba_customer_profile ORDER BY entity_key, feature_name'
+        'INSERT INTO "ceiling" SELECT * FROM nba_customer_profile '
+        "ORDER BY entity_key, feature_name"
     )
     conn.execute('CREATE INDEX "ceiling_ek" ON "ceiling" (entity_key)')
     conn.execute("COMMIT")

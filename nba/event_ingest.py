@@ -230,6 +230,8 @@ class ProfileRefresher:
         manifest = self.settings.profiles_path.with_suffix(".build.json")
         stamp = manifest.stat().st_mtime if manifest.is_file() else -1.0
         if self._history is None or self._history[0] != stamp:
+            if self._history is not None:
+                self._history[1].close()
             self._history = (stamp, open_history(self.settings))
         return self._history[1]
 

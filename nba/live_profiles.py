@@ -13,6 +13,7 @@ profile equals the one the next build computes as of the same moment.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,12 +22,16 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from nba.decision_log import DecisionLog, InteractionEvent, from_text
 from nba.profiles import ENTITY_KEY, RECENCY_HORIZON_DAYS, TIMESTAMP_FIELD, compute_profiles
 
 LATEST_OFFSET = timedelta(seconds=1)
 """A profile is taken just after the newest event, so that event counts (as in the build)."""
+
+SIGNUPS_IN_MEMORY = 2_000_000
+"""Up to this many customers, signup dates are held in memory for checking pushed events."""
 
 HISTORY_TABLES = ("customers", "contracts", "interactions", "decisions_with_family")
 
@@ -141,27 +146,58 @@ class History:
     def __init__(self, directory: Path, as_of_latest: datetime) -> None:
         self.directory = directory
         self.as_of_latest = as_of_latest
+        self._signups: dict[str, datetime] | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
         missing = [t for t in HISTORY_TABLES if not (directory / f"{t}.parquet").is_file()]
         if missing:
             raise FileNotFoundError(
                 "no profile history: run `nba features build --data DIR` first"
             )
 
-    def _connect(self, customer_ids: Sequence[str]) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET threads = 1")  # a few customers: no use for more
+    def _load(self, customer_ids: Sequence[str]) -> duckdb.DuckDBPyConnection:
+        """The connection (kept: a new one costs more than the query) holding these
+        customers' history as the build's tables."""
+        if self._con is None:
+            self._con = duckdb.connect()
+            self._con.execute("SET TimeZone = 'UTC'")
+            self._con.execute("SET threads = 1")  # a few customers: no use for more
+        con = self._con
         con.register("wanted", pa.table({ENTITY_KEY: pa.array(list(customer_ids), pa.string())}))
+        # Literal ids: DuckDB prunes the files' row groups by their min/max statistics.
+        listed = ", ".join("'" + c.replace("'", "''") + "'" for c in customer_ids)
         for table in HISTORY_TABLES:
             path = str(self.directory / f"{table}.parquet").replace("'", "''")
             con.execute(
-                f"CREATE TABLE {table} AS SELECT * FROM read_parquet('{path}') "
-                f"WHERE customer_id IN (SELECT {ENTITY_KEY} FROM wanted)"
+                f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet('{path}') "
+                f"WHERE customer_id IN ({listed})"
             )
         return con
 
     def signups(self, customer_ids: Sequence[str]) -> dict[str, datetime]:
-        """Each known customer's signup date (UTC); unknown customers are absent."""
+        """Each known customer's signup date (UTC); unknown customers are absent. Held in
+        memory for bases up to :data:`SIGNUPS_IN_MEMORY` customers (a look-up per pushed
+        event), read from the file for larger ones."""
+        if self._signups is None:
+            self._signups = self._load_signups()
+        if self._signups:
+            known = self._signups
+            return {c: known[c] for c in customer_ids if c in known}
+        return self._read_signups(customer_ids)
+
+    def _load_signups(self) -> dict[str, datetime]:
+        """Every customer's signup, or an empty dict when the base is too large to hold."""
+        path = self.directory / "customers.parquet"
+        if pq.ParquetFile(path).metadata.num_rows > SIGNUPS_IN_MEMORY:
+            return {}
+        table = pq.read_table(path, columns=["customer_id", "signup_date"])
+        stamps = table.column("signup_date").cast(pa.timestamp("us")).to_pylist()
+        return {
+            c: t.replace(tzinfo=UTC)
+            for c, t in zip(table.column("customer_id").to_pylist(), stamps, strict=True)
+        }
+
+    def _read_signups(self, customer_ids: Sequence[str]) -> dict[str, datetime]:
         path = str(self.directory / "customers.parquet").replace("'", "''")
         con = duckdb.connect()
         try:
@@ -177,36 +213,32 @@ class History:
             con.close()
         return {c: _utc(t) for c, t in rows}
 
-    def profiles(self, events: pa.Table, as_of: dict[str, datetime] | None = None) -> pa.Table:
+    def profiles(self, events: pa.Table) -> pa.Table:
         """The current profile of every customer in ``events`` (their pushed events), as of
-        just after their newest event, and never before the build's moment; ``as_of``
-        overrides the moment per customer. Timestamps are UTC-aware, as Feast expects."""
+        just after their newest event and never before the build's moment. Timestamps are
+        UTC-aware, as Feast expects."""
         ids = sorted(set(events.column("customer_id").to_pylist()))
-        con = self._connect(ids)
-        try:
+        with self._lock:
+            con = self._load(ids)
             merge_pushed(con, events)
             floor = self.as_of_latest.astimezone(UTC).replace(tzinfo=None)
-            moments = con.execute(
-                "SELECT customer_id, greatest(max(timestamp) + INTERVAL 1 SECOND, ?) "
-                "FROM interactions WHERE customer_id IN (SELECT customer_id FROM wanted) "
+            queries = con.sql(
+                "SELECT customer_id, "
+                "greatest(max(timestamp) + INTERVAL 1 SECOND, $floor) AS as_of FROM interactions"
+                " WHERE customer_id IN (SELECT customer_id FROM wanted) "
                 "GROUP BY customer_id",
-                [floor],
-            ).fetchall()
-            when = {c: t for c, t in moments}
-            for c, t in (as_of or {}).items():
-                when[c] = t.astimezone(UTC).replace(tzinfo=None)
-            queries = pa.table(
-                {
-                    "customer_id": pa.array(list(when), pa.string()),
-                    "as_of": pa.array(list(when.values()), pa.timestamp("us")),
-                }
-            )
+                params={"floor": floor},
+            ).to_arrow_table()
             table = compute_profiles(con, queries)
-        finally:
-            con.close()
         idx = table.schema.get_field_index(TIMESTAMP_FIELD)
         aware = table.column(idx).cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
         return table.set_column(idx, TIMESTAMP_FIELD, aware)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
 
 
 def _utc(value: Any) -> datetime:
