@@ -38,7 +38,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 """Clocks differ: an event up to this far ahead of ours is accepted."""
 SWEEP_SECONDS = 5.0
 """How often the refresher looks for committed events not yet in the online profiles."""
-GATHER_SECONDS = 0.02
+GATHER_SECONDS = 0.1
 """How long the refresher waits for more customers before recomputing a batch."""
 
 
