@@ -218,7 +218,7 @@ class Database:
         if isinstance(record, EventBatch):
             return self._apply_events(conn, record)
         if isinstance(record, AppliedMark):
-            conn.executemany(
+            conn.cursor().executemany(
                 self.sql("UPDATE events SET online_at = ? WHERE event_id = ?"),
                 [(to_text(record.at), e) for e in record.event_ids],
             )
@@ -309,7 +309,7 @@ class Database:
                 ),
             )
         received = to_text(batch.received_at)
-        conn.executemany(
+        conn.cursor().executemany(
             self.sql("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)"),
             [(*e.row(), received) for e in batch.events],
         )

@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from nba.decision_log import (
+    AppliedMark,
     DecisionLog,
+    EventBatch,
+    InteractionEvent,
     OutcomeRecord,
     OutcomeStatus,
     ServedRecord,
@@ -39,7 +42,7 @@ def log_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP VIEW IF EXISTS decisions")
-        conn.execute("DROP TABLE IF EXISTS served, outcomes, api_keys")
+        conn.execute("DROP TABLE IF EXISTS served, outcomes, api_keys, events")
     return url
 
 
@@ -220,3 +223,33 @@ def _hold_the_write_lock(url: str) -> Any:
     pg = psycopg.connect(url)
     pg.execute("LOCK TABLE served IN EXCLUSIVE MODE")
     return pg
+
+
+def test_pushed_events_are_stored_whole_or_not_at_all_with_exact_numbers(log_url: str) -> None:
+    from nba.live_profiles import pushed_events
+
+    log = DecisionLog(log_url)
+    log.start()
+    try:
+        at = now_utc().replace(microsecond=123456)
+        first = InteractionEvent("e-1", "C1", at, "phone", "payment", 39.9, -0.123456789)
+        second = InteractionEvent("e-2", "C1", at + timedelta(minutes=1), "app", "login")
+        assert log.write(EventBatch((first, second))).recorded
+        # A batch with an id recorded before is refused whole, saying whether it matched.
+        third = InteractionEvent("e-3", "C2", at, "chat", "complaint")
+        changed = InteractionEvent("e-1", "C1", at, "phone", "payment", 40.0, None)
+        result = log.write(EventBatch((third, changed, second)))
+        assert not result.recorded
+        assert sorted(result.already) == [("e-1", False), ("e-2", True)]
+        assert log.count("events") == 2
+
+        stored = pushed_events(log).sort_by("event_id").to_pylist()
+        assert [e["event_id"] for e in stored] == ["e-1", "e-2"]
+        assert stored[0]["amount"] == 39.9 and stored[0]["sentiment"] == -0.123456789
+        assert stored[0]["timestamp"] == at.replace(tzinfo=None)  # to the microsecond
+
+        assert log.query("SELECT count(*) FROM events WHERE online_at IS NULL") == [(2,)]
+        log.write(AppliedMark(("e-1",)))
+        assert log.query("SELECT event_id FROM events WHERE online_at IS NULL") == [("e-2",)]
+    finally:
+        log.close()
