@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from nba.config import Settings, get_settings
 from nba.contract import Dataset, dataset_fingerprint, load_dataset
-from nba.decision_log import DecisionLog
+from nba.decision_log import DecisionLog, now_utc, to_text
 from nba.feature_store import apply_repo, latest_profiles, open_store, write_offline
 from nba.live_profiles import history_dir, merge_pushed, pushed_events, write_history
 from nba.online_refresh import OnlineLoadReport, refresh_online
@@ -42,6 +42,18 @@ def read_pushed_events(s: Settings) -> pa.Table:
     log = DecisionLog(s.decision_log)
     try:
         return pushed_events(log)
+    finally:
+        log.close()
+
+
+def reapply_events_since(s: Settings, snapshot: datetime) -> None:
+    """Events pushed while the build ran are not in its profiles, which may just have
+    replaced the profiles that had them: marked for the server's refresher again."""
+    log = DecisionLog(s.decision_log)
+    try:
+        log.execute_now(
+            "UPDATE events SET online_at = NULL WHERE received_at >= ?", (to_text(snapshot),)
+        )
     finally:
         log.close()
 
@@ -133,6 +145,7 @@ def build_features(
     notes, warnings = list(dataset.notes), list(dataset.warnings)
     lap("validate")
     try:
+        snapshot = now_utc()
         pushed = read_pushed_events(s)
         added = merge_pushed(dataset.con, pushed)
         if pushed.num_rows:
@@ -179,6 +192,7 @@ def build_features(
                 changed_only=changed_only,
                 progress=advance,
             )
+            reapply_events_since(s, snapshot)
             lap("online_write")
     return FeatureBuildReport(
         n_customers=n_customers,
