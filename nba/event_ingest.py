@@ -85,7 +85,9 @@ def parse_event(raw: Mapping[str, Any], where: str) -> InteractionEvent | list[E
         bad("type", f"unknown type '{kind}' (one of {', '.join(INTERACTION_TYPES)})")
     stamp = _timestamp(raw.get("timestamp"))
     if stamp is None:
-        bad("timestamp", "is required: a date and time such as 2026-12-07T09:14:00Z")
+        given = raw.get("timestamp")
+        shown = f"'{given}' is not" if given not in (None, "") else "is required:"
+        bad("timestamp", f"{shown} a date and time such as 2026-12-07T09:14:00Z")
     numbers: dict[str, float | None] = {}
     for name in ("amount", "sentiment"):
         value = raw.get(name)
@@ -305,17 +307,27 @@ class EventsFile:
 
 def read_events_file(path: Path) -> EventsFile:
     """The events of a CSV or Parquet file in the ``interactions`` format plus ``event_id``."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from nba.csv_files import read_csv
+    from nba.csv_files import CsvReadError, read_csv
 
     notes: list[str] = []
     if path.suffix == ".parquet":
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException):
+            problem = EventProblem(path.name, "cannot be read as a Parquet file")
+            return EventsFile([], [], [problem], [])
         first_line = 1
         label = "row"
     elif path.suffix == ".csv":
-        read = read_csv(path, frozenset({"amount", "sentiment"}))
+        try:
+            read = read_csv(path, frozenset({"amount", "sentiment"}))
+        except CsvReadError as exc:
+            return EventsFile(
+                [], [], [EventProblem(path.name, str(exc).removeprefix(f"{path.name}: "))], []
+            )
         table, notes = read.table, read.notes
         first_line = 2  # after the header
         label = "line"
