@@ -3,7 +3,7 @@
 Feast's ``write_to_online_store`` turns every value into a protobuf object in Python and
 writes one SQL row or Redis field at a time: about 880 customers/s on the demo profiles.
 This module writes the same bytes Feast would (checked against Feast's own writer in
-``tests/unit/test_online_load.py``) column by column:
+``tests/features/test_online_load.py``) column by column:
 
 * values are encoded per column: doubles by NumPy (a protobuf ``double_val`` is one tag
   byte and eight little-endian bytes), integers and text once per distinct value by the
@@ -11,7 +11,7 @@ This module writes the same bytes Feast would (checked against Feast's own write
 * SQLite: a full load fills a fresh copy of Feast's table (same DDL, read from the
   database) in key order and swaps it in with one transaction, so readers see the old
   profiles or the new, never half; a partial load upserts in one transaction;
-* Redis: one ``HSET`` per customer, pipelined in chunks.
+* Redis: one ``HSET`` per customer, pipelined in chunks (:mod:`nba.online_load_redis`).
 
 The table and key layouts are Feast internals (``_table_id``, ``_redis_key``, ``_mmh3``),
 which is why feast is pinned to a minor version.
@@ -20,10 +20,8 @@ which is why feast is pinned to a minor version.
 from __future__ import annotations
 
 import itertools
-import queue
 import sqlite3
 import struct
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -48,7 +46,7 @@ def _value_class() -> Any:
     return Value
 
 
-def _resp(data: bytes) -> bytes:
+def resp(data: bytes) -> bytes:
     """``data`` as a RESP bulk string (how a Redis command carries each argument)."""
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
@@ -64,9 +62,9 @@ def encode_column(
     valid = np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), dtype=bool)
     if dtype == "float":  # Feast stores NaN as "no value", as it does a null
         valid &= ~np.asarray(pc.fill_null(pc.is_nan(column), True).to_numpy(zero_copy_only=False))
-    head = _resp(redis_field) + b"$9\r\n" if redis_field is not None else b""
+    head = resp(redis_field) + b"$9\r\n" if redis_field is not None else b""
     tail = b"\r\n" if redis_field is not None else b""
-    empty = head[:-4] + _resp(_NO_VALUE) if redis_field is not None else _NO_VALUE
+    empty = head[:-4] + resp(_NO_VALUE) if redis_field is not None else _NO_VALUE
     if dtype == "float":
         # A double Value is one tag byte and eight little-endian bytes: built for all rows
         # at once as fixed-width records.
@@ -86,7 +84,7 @@ def encode_column(
     Value = _value_class()
     field = "int64_val" if dtype == "int" else "string_val"
     distinct = pc.unique(column).drop_null()
-    frame = (lambda b: _resp(redis_field) + _resp(b)) if redis_field is not None else bytes
+    frame = (lambda b: resp(redis_field) + resp(b)) if redis_field is not None else bytes
     table = [frame(Value(**{field: v}).SerializeToString()) for v in distinct.to_pylist()]
     table.append(empty)
     index = pc.fill_null(pc.index_in(column, distinct), len(table) - 1)
@@ -135,6 +133,11 @@ class OnlineWriter:
 
         self._store = store
 
+    @property
+    def feature_names(self) -> list[str]:
+        """The view's features, in the order values are encoded."""
+        return list(self._names)
+
     def holds(self, customer_ids: list[str]) -> bool:
         """Whether the store has a profile for any of ``customer_ids`` (read as Feast does)."""
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
@@ -165,12 +168,14 @@ class OnlineWriter:
         if self.kind == "sqlite":
             return self._write_sqlite(profiles, full, progress)
         if self.kind == "redis":
-            return self._write_redis(profiles, full, progress)
+            from nba.online_load_redis import write_redis
+
+            return write_redis(self, profiles, progress)
         raise ValueError(f"online store type {self.kind!r} has no bulk writer")
 
     # --- encoding ------------------------------------------------------------------------
 
-    def _chunks(
+    def chunks(
         self, profiles: pa.Table, *, texts: bool = False, redis_fields: list[bytes] | None = None
     ) -> Iterator[tuple[list[bytes], list[datetime], list[list[bytes]], list[list[Any]]]]:
         """Per chunk: entity keys, timestamps (naive UTC), per feature the encoded values
@@ -251,7 +256,7 @@ class OnlineWriter:
             created = _epoch(datetime.now(UTC).replace(tzinfo=None))
             names = self._names
             n = 0
-            for keys, stamps, values, texts in self._chunks(profiles, texts=has_text):
+            for keys, stamps, values, texts in self.chunks(profiles, texts=has_text):
                 width = len(names)
                 rows: Iterator[tuple[Any, ...]]
                 key_col = itertools.chain.from_iterable(itertools.repeat(k, width) for k in keys)
@@ -284,99 +289,6 @@ class OnlineWriter:
         finally:
             conn.close()
 
-    # --- Redis ---------------------------------------------------------------------------
-
-    def _write_redis(
-        self, profiles: pa.Table, full: bool, progress: Callable[[int], None] | None
-    ) -> int:
-        """One ``HSET`` per customer (its features and Feast's timestamp field), the
-        commands of a chunk framed here and sent at once on one connection."""
-        from feast.infra.online_stores.helpers import _mmh3
-        from google.protobuf.timestamp_pb2 import Timestamp
-
-        client = _redis_client(self.config.online_store)
-        project = self.config.project.encode("utf-8")
-        view = self.view.name
-        ts_field = _resp(f"_ts:{view}".encode())
-        fields = [_mmh3(f"{view}:{name}") for name in self._names]
-        arity = b"*%d\r\n$4\r\nHSET\r\n" % (2 + 2 * (len(fields) + 1))
-        stamp_cache: dict[datetime, bytes] = {}
-
-        def stamp_field(stamp: datetime) -> bytes:
-            hit = stamp_cache.get(stamp)
-            if hit is None:
-                proto = Timestamp()
-                proto.FromDatetime(stamp.replace(tzinfo=UTC))
-                hit = stamp_cache[stamp] = ts_field + _resp(proto.SerializeToString())
-            return hit
-
-        # Encoding (this thread) overlaps with Redis working through the previous chunk
-        # (the sender thread waits on the socket without holding the GIL).
-        sender = _Sender(client)
-        try:
-            n = 0
-            for keys, stamps, values, _ in self._chunks(profiles, redis_fields=fields):
-                heads = [arity + _resp(k + project) for k in keys]
-                rows = map(b"".join, zip(*values, strict=True))
-                tails = map(stamp_field, stamps)
-                sender.send(
-                    b"".join(itertools.chain.from_iterable(zip(heads, rows, tails, strict=True))),
-                    len(keys),
-                )
-                n += len(keys)
-                if progress:
-                    progress(len(keys))
-            sender.finish()
-            return n
-        finally:
-            sender.close()
-
-
-class _Sender:
-    """Sends framed commands on one connection from a thread and checks every reply."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._conn = client.connection_pool.get_connection()
-        self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue(maxsize=2)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="redis-load", daemon=True)
-        self._thread.start()
-
-    def send(self, blob: bytes, replies: int) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put((blob, replies))
-
-    def finish(self) -> None:
-        """Wait until every command is answered; raise the first failure."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=60)
-        if self._error is not None:
-            self._conn.disconnect()  # replies may be left unread: never reuse it
-        self._client.connection_pool.release(self._conn)
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # drain: the caller raises at its next send
-            blob, replies = item
-            try:
-                self._conn.send_packed_command([blob])
-                for _ in range(replies):
-                    reply = self._conn.read_response()
-                    if isinstance(reply, Exception):
-                        raise reply
-            except BaseException as exc:
-                self._error = exc
-
 
 def _epoch(naive_utc: datetime) -> int:
     """A timestamp as Feast's SQLite store keeps it: whole seconds since the epoch, read
@@ -396,25 +308,3 @@ def _sorted_by_key(profiles: pa.Table, entity_key: Callable[[str], bytes]) -> pa
     keys = [entity_key(c) for c in profiles.column(ENTITY_KEY).to_pylist()]
     order = sorted(range(len(keys)), key=keys.__getitem__)
     return profiles.take(pa.array(order, pa.int64()))
-
-
-def _redis_client(config: Any) -> Any:
-    """A Redis client for Feast's ``connection_string`` (``host:port[,password=..]``, or a
-    ``redis://`` URL)."""
-    import redis
-
-    text = str(config.connection_string)
-    if text.startswith(("redis://", "rediss://", "unix://")):
-        return redis.Redis.from_url(text)
-    host_port, *options = text.split(",")
-    host, _, port = host_port.partition(":")
-    kwargs: dict[str, Any] = {"host": host or "localhost", "port": int(port or 6379)}
-    for option in options:
-        name, _, value = option.partition("=")
-        if name == "password":
-            kwargs["password"] = value
-        elif name == "db":
-            kwargs["db"] = int(value)
-        elif name == "ssl":
-            kwargs["ssl"] = value.lower() == "true"
-    return redis.Redis(**kwargs)

@@ -13,7 +13,8 @@ import pytest
 
 from nba.config import get_settings
 from nba.feature_store import apply_repo, online_profiles, open_store
-from nba.online_load import OnlineWriter, _redis_client
+from nba.online_load import OnlineWriter
+from nba.online_load_redis import redis_client
 from nba.online_refresh import refresh_online
 from nba.profiles import ENTITY_KEY, FEATURE_NAMES, FEATURE_VIEW, FEATURES, TIMESTAMP_FIELD
 from tests.conftest import environment
@@ -62,7 +63,7 @@ def _sqlite_rows() -> dict[tuple[bytes, str], tuple[Any, ...]]:
 
 
 def _redis_hashes(store: Any) -> dict[bytes, dict[bytes, bytes]]:
-    client = _redis_client(store.config.online_store)
+    client = redis_client(store.config.online_store)
     return {k: client.hgetall(k) for k in client.scan_iter()}
 
 
@@ -86,7 +87,7 @@ def test_redis_bulk_hashes_are_byte_identical_to_feasts(redis_url: str) -> None:
         table = profiles(40, seed=2)
         store.write_to_online_store(FEATURE_VIEW, table.to_pandas())
         by_feast = _redis_hashes(store)
-        _redis_client(store.config.online_store).flushall()
+        redis_client(store.config.online_store).flushall()
 
         OnlineWriter(store).write(table, full=True)
         assert _redis_hashes(store) == by_feast
