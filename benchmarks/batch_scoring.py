@@ -63,7 +63,8 @@ def step_train(data: str) -> dict[str, Any]:
 def step_profiles(data: str) -> dict[str, Any]:
     from nba.config import get_settings
     from nba.contract import dataset_fingerprint
-    from pipelines.features import build_features, read_build_manifest
+    from nba.feature_store import read_build_manifest
+    from pipelines.features import build_features
 
     manifest = read_build_manifest(get_settings())
     if manifest is not None and manifest.fingerprint == dataset_fingerprint(data):

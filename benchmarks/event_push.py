@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.api_latency import LUA, run_wrk
-from benchmarks.server import nba_serve
+from benchmarks.server import nba_serve, process_tree
 
 
 def _call(port: int, path: str, key: str, body: dict[str, Any] | None = None) -> Any:
@@ -204,7 +204,7 @@ def main() -> None:
         for t in threads:
             t.start()
         time.sleep(1.5)
-        for pid in reversed(_tree(server.pid)):
+        for pid in reversed(process_tree(server.pid)):
             os.kill(pid, signal.SIGKILL)
         for t in threads:
             t.join()
@@ -215,12 +215,6 @@ def main() -> None:
         f"(target: 0); {len(stored) - len(acked) + len(lost)} committed but not acknowledged"
     )
     shutil.rmtree(work, ignore_errors=True)
-
-
-def _tree(pid: int) -> list[int]:
-    from benchmarks.server import process_tree
-
-    return process_tree(pid)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ crashed process had acknowledged but not yet applied.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import queue
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nba.decision_log import AppliedMark, DecisionLog, InteractionEvent, now_utc, to_text
+from nba.feature_store import manifest_path, read_build_manifest
 from nba.live_profiles import History, history_dir, pushed_events
 from nba.vocabulary import CHANNELS, INTERACTION_TYPES
 
@@ -184,14 +184,10 @@ def already_recorded(
 
 def open_history(settings: Settings) -> History:
     """The history of the last features build (raises FileNotFoundError if there is none)."""
-    manifest = settings.profiles_path.with_suffix(".build.json")
-    try:
-        latest = datetime.fromisoformat(
-            json.loads(manifest.read_text(encoding="utf-8"))["as_of_latest"]
-        )
-    except (OSError, ValueError, KeyError) as exc:
-        raise FileNotFoundError("no features build: run `nba features build --data DIR`") from exc
-    return History(history_dir(settings.profiles_path), latest)
+    manifest = read_build_manifest(settings)
+    if manifest is None:
+        raise FileNotFoundError("no features build: run `nba features build --data DIR`")
+    return History(history_dir(settings.profiles_path), manifest.as_of_latest)
 
 
 class ProfileRefresher:
@@ -229,7 +225,7 @@ class ProfileRefresher:
 
     def history(self) -> History:
         """The last build's history; read again when a new build has replaced it."""
-        manifest = self.settings.profiles_path.with_suffix(".build.json")
+        manifest = manifest_path(self.settings)
         stamp = manifest.stat().st_mtime if manifest.is_file() else -1.0
         if self._history is None or self._history[0] != stamp:
             if self._history is not None:

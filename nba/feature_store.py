@@ -9,10 +9,12 @@ workspace and Redis is a setting, not a code change. Registration runs the real
 
 from __future__ import annotations
 
+import json
 import os
 import string
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from nba.config import Settings, get_settings
+from nba.contract import dataset_fingerprint
 from nba.exceptions import FeatureStoreError
 from nba.profiles import ENTITY_KEY, FEATURE_SERVICE, TIMESTAMP_FIELD
 
@@ -122,6 +125,47 @@ def write_offline(profiles: pa.Table, settings: Settings | None = None) -> Path:
             writer.write_table(block, row_group_size=16_384)
     tmp.replace(path)
     return path
+
+
+@dataclass(frozen=True)
+class BuildManifest:
+    """What the offline store was built from: batch scoring reads its profiles only when
+    the dataset is unchanged since (same fingerprint)."""
+
+    data_dir: str
+    fingerprint: str
+    as_of_latest: datetime
+
+
+def manifest_path(settings: Settings) -> Path:
+    """Beside the offline store: what it was built from (:class:`BuildManifest`)."""
+    return settings.profiles_path.with_suffix(".build.json")
+
+
+def write_build_manifest(settings: Settings, data_dir: Path, latest: datetime) -> None:
+    path = manifest_path(settings)
+    body = {
+        "data_dir": str(Path(data_dir).resolve()),
+        "fingerprint": dataset_fingerprint(data_dir),
+        "as_of_latest": latest.isoformat(),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(body, indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_build_manifest(settings: Settings) -> BuildManifest | None:
+    """The manifest of the current offline store; ``None`` if absent or unreadable."""
+    path = manifest_path(settings)
+    if not path.is_file() or not settings.profiles_path.is_file():
+        return None
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        return BuildManifest(
+            body["data_dir"], body["fingerprint"], datetime.fromisoformat(body["as_of_latest"])
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def materialize(store: FeatureStore, as_of: datetime, earliest: datetime) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nba.decision_log import DecisionLog, InteractionEvent, from_text
+from nba.decision_log import DecisionLog, from_text
 from nba.profiles import ENTITY_KEY, RECENCY_HORIZON_DAYS, TIMESTAMP_FIELD, compute_profiles
 
 LATEST_OFFSET = timedelta(seconds=1)
@@ -72,11 +71,6 @@ def events_table(rows: Sequence[Sequence[Any]]) -> pa.Table:
         for i, value in enumerate(row[: len(EVENT_COLUMNS)]):
             columns[i].append(from_text(value).replace(tzinfo=None) if i == 2 else value)
     return pa.table(columns, schema=_EVENT_SCHEMA)
-
-
-def event_rows(events: Sequence[InteractionEvent]) -> pa.Table:
-    """Events (not yet stored) as the same Arrow table."""
-    return events_table([e.row() for e in events])
 
 
 def pushed_events(log: DecisionLog, customer_ids: Sequence[str] | None = None) -> pa.Table:
@@ -132,12 +126,6 @@ def write_history(con: duckdb.DuckDBPyConnection, directory: Path, latest: datet
             "(FORMAT parquet, ROW_GROUP_SIZE 16384, COMPRESSION zstd)"
         )
         tmp.replace(target)
-
-
-@dataclass(frozen=True)
-class Signup:
-    customer_id: str
-    signup: datetime  # UTC
 
 
 class History:

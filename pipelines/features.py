@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,9 +10,15 @@ from pathlib import Path
 import pyarrow as pa
 
 from nba.config import Settings, get_settings
-from nba.contract import Dataset, dataset_fingerprint, load_dataset
+from nba.contract import Dataset, load_dataset
 from nba.decision_log import DecisionLog, now_utc, to_text
-from nba.feature_store import apply_repo, latest_profiles, open_store, write_offline
+from nba.feature_store import (
+    apply_repo,
+    latest_profiles,
+    open_store,
+    write_build_manifest,
+    write_offline,
+)
 from nba.live_profiles import history_dir, merge_pushed, pushed_events, write_history
 from nba.online_refresh import OnlineLoadReport, refresh_online
 from nba.profiles import FEATURES, compute_profiles
@@ -63,46 +68,6 @@ def latest_as_of(dataset: Dataset) -> datetime:
     if not isinstance(newest, datetime):
         raise ValueError("the dataset holds no timestamp at all")
     return newest.replace(tzinfo=UTC) + LATEST_OFFSET
-
-
-@dataclass(frozen=True)
-class BuildManifest:
-    """What the offline store was built from: batch scoring reads its profiles only when
-    the dataset is unchanged since (same fingerprint)."""
-
-    data_dir: str
-    fingerprint: str
-    as_of_latest: datetime
-
-
-def manifest_path(settings: Settings) -> Path:
-    return settings.profiles_path.with_suffix(".build.json")
-
-
-def write_build_manifest(settings: Settings, data_dir: Path, latest: datetime) -> None:
-    path = manifest_path(settings)
-    body = {
-        "data_dir": str(Path(data_dir).resolve()),
-        "fingerprint": dataset_fingerprint(data_dir),
-        "as_of_latest": latest.isoformat(),
-    }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, indent=2), encoding="utf-8")
-    tmp.replace(path)
-
-
-def read_build_manifest(settings: Settings) -> BuildManifest | None:
-    """The manifest of the current offline store; ``None`` if absent or unreadable."""
-    path = manifest_path(settings)
-    if not path.is_file() or not settings.profiles_path.is_file():
-        return None
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-        return BuildManifest(
-            body["data_dir"], body["fingerprint"], datetime.fromisoformat(body["as_of_latest"])
-        )
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 def profile_queries_sql(latest: datetime) -> str:

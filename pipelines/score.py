@@ -39,13 +39,14 @@ from nba.allocation import Allocation, Limits, allocate, parse_limits
 from nba.config import Settings, get_settings
 from nba.contract import Dataset, dataset_fingerprint, load_contacts_file, load_dataset
 from nba.exceptions import NBAError
+from nba.feature_store import read_build_manifest
 from nba.policy.arbitration import History
 from nba.policy.design import profile_matrix
 from nba.policy.frames import RECOMMENDATIONS_SCHEMA, ranking_table
 from nba.policy.policy import Contacts, Policy
 from nba.profiles import NUMERIC_FEATURE_NAMES, RECENCY_HORIZON_DAYS, compute_profiles
 from nba.tracking import CHAMPION, ModelRef, resolve
-from pipelines.features import latest_as_of, read_build_manifest
+from pipelines.features import latest_as_of
 from pipelines.policy_audit import PolicyAudit, audit
 from pipelines.review.mix import log_score_run
 

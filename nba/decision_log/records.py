@@ -117,7 +117,7 @@ class InteractionEvent:
 
     def same_as(self, row: Sequence[Any]) -> bool:
         """Whether a stored row (the ``events`` columns, in order) holds this event."""
-        return tuple(row[:7]) == self.row()[:7]
+        return tuple(row) == self.row()
 
     def row(self) -> tuple[Any, ...]:
         return (

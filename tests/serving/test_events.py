@@ -10,6 +10,8 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -205,8 +207,6 @@ def test_acknowledged_events_survive_kill_9_and_reach_the_profiles_after_restart
 
 
 def _get(port: int, path: str, key: str) -> dict[str, Any]:
-    import urllib.request
-
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"X-API-Key": key})
     try:
         with urllib.request.urlopen(req) as r:
