@@ -41,8 +41,9 @@ from nba.policy.evaluation import (
     evaluate_against_truth,
 )
 from nba.policy.frames import INPUT_COLUMNS, contacts_from_frame
+from nba.policy.linear import MIN_EACH, MIN_ROWS
 from nba.policy.policy import Policy
-from nba.policy.response import MIN_POOLED_ROWS, ResponseModel
+from nba.policy.response import ResponseModel
 from nba.policy.uplift import UpliftModel
 from nba.profiles import FEATURE_SERVICE, NUMERIC_FEATURE_NAMES
 from nba.tracking import (
@@ -120,8 +121,9 @@ class TrainReport:
     """Why the policy fell back to the acceptance ranking, in plain words (or a caveat)."""
     priors: list[str] = field(default_factory=list)
     """Each action answered by a prior rate instead of a learnt model, and why."""
-    pooled: list[str] = field(default_factory=list)
-    """Families too small for a model of their own, answered by the pooled model."""
+    small: list[str] = field(default_factory=list)
+    """Families (some or all of whose actions are) answered by a linear model: too few
+    decisions for boosted trees."""
     split: Split | None = None
     """How the decisions were cut (sizes, order, yardstick left out)."""
     yardstick: str = ""
@@ -334,6 +336,8 @@ def train(
         "ece": ece(y[test_shown], p_test),
         "best_iteration": float(sum(model.rounds_.values())),
         **{f"rounds_{fam}": float(r) for fam, r in model.rounds_.items()},
+        "linear_families": float(len(model.linear_)),
+        "actions_on_prior": float(sum(e.uses_prior for e in model.evidence_)),
     }
     if uplift is not None:
         metrics["uplift_rounds"] = float(uplift.fit_.rounds)
@@ -480,7 +484,7 @@ def train(
         "incremental" if uplift else "acceptance",
         objective_note,
         prior_reasons(model, catalog),
-        model.pooled_families(),
+        model.linear_families(),
         split_used,
         yard.describe(),
     )
@@ -494,9 +498,8 @@ def prior_reasons(model: ResponseModel, catalog: Catalog) -> list[str]:
             continue
         if FAMILIES.index(action.family) not in model.models_:
             why = (
-                "too few decisions to learn from, even together with the other families "
-                f"(fewer than {MIN_POOLED_ROWS} with both outcomes in one of the time slices "
-                "the model is fit, stopped and calibrated on)"
+                f"too few decisions in its family to learn from (fewer than {MIN_ROWS}, or "
+                f"fewer than {MIN_EACH} accepted or not accepted)"
             )
         else:
             why = f"fewer than {model.min_evidence} decisions"

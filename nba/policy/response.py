@@ -1,5 +1,5 @@
-"""Calibrated acceptance models: one LightGBM per action family, and one pooled LightGBM
-for the families with too little data for their own.
+"""Calibrated acceptance models: one LightGBM per action family, and a penalised logistic
+regression (:mod:`nba.policy.linear`) for the families with too little data for trees.
 
 Measured on the demo world (``README.md``, Performance): one model per family reached a
 normalised policy value of 0.818 against 0.803 for a single model over all actions, and
@@ -7,19 +7,19 @@ fits in half the time. Each family's model sees the same columns (profile featur
 channel, reason, action), so the action still matters within a family and explanations
 read the same way for all.
 
-A family needs ``MIN_FAMILY_ROWS`` rows in each time slice for a model of its own. The
-families below that share one pooled booster fitted on every family's rows (family and
-action are inputs, so each keeps its own level and borrows the profile's effects from
-the rest), stopped early and calibrated on their own rows. Measured in the README's
-learning curve (``benchmarks/learning_curve.py``): on logs of 5k-25k decisions it lifts
-the test AUC and the policy value where a family's flat prior used to answer.
+A family needs ``MIN_FAMILY_ROWS`` rows in each time slice for a booster of its own. The
+families below that get a linear model fitted on all their decisions, each action's
+level shrunk toward the family's; so do the actions of a boosted family tried fewer than
+``min_evidence`` times. Measured in the README's learning curve
+(``benchmarks/learning_curve.py``): on logs of 2k-10k decisions it ranks better than
+either a flat prior or the pooled booster over all families that it replaced.
 
 Each booster stops early on a later time slice, is refit on train + valid with the
 chosen number of rounds, and is calibrated by Platt scaling on a later slice still: a
 monotone map, so it keeps the model's order and its ``pred_contrib`` explanations valid.
-Actions with little evidence (fewer than ``min_evidence`` logged decisions), and every
-action when even the pooled model has too little data, fall back to a Beta posterior
-around the family's acceptance rate, and say so."""
+Only an action whose family has too few decisions even for the linear model
+(:func:`nba.policy.linear.enough`) falls back to a Beta posterior around the family's
+acceptance rate, and says so. Models saved with the earlier pooled booster still load."""
 
 from __future__ import annotations
 
@@ -29,53 +29,22 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
-from nba.policy.design import CATEGORICAL_COLUMNS, MODEL_COLUMNS, MONOTONE_CONSTRAINTS
-from nba.policy.forest import Forest, compile_forest
-from nba.policy.treeshap import TreeTables, compile_booster
+from nba.policy.booster import FamilyModel, booster_params, fit_booster
+from nba.policy.design import MODEL_COLUMNS, MONOTONE_CONSTRAINTS
+from nba.policy.linear import LinearFamilyModel, enough
 from nba.vocabulary import FAMILIES
 
 ACTION_COLUMN = MODEL_COLUMNS.index("ctx_action")
 FAMILY_COLUMN = MODEL_COLUMNS.index("ctx_family")
 MIN_FAMILY_ROWS = 200
 """A family needs this many rows in each time slice (and both outcomes) to get a model of
-its own; smaller families share the pooled model."""
-MIN_POOLED_ROWS = 100
-"""Rows (with both outcomes) in each time slice below which not even the pooled model is
-fitted, and every action answers with its prior."""
+its own; smaller families get a linear model."""
 
 
 def _enough(parts: list[tuple[np.ndarray, np.ndarray]], rows: int) -> bool:
     """Whether every slice has ``rows`` rows and both outcomes."""
     return all(len(y) >= rows and 0 < y.sum() < len(y) for _, y in parts)
-
-
-def booster_params(
-    objective: str,
-    learning_rate: float,
-    num_leaves: int,
-    min_child_samples: int,
-    n_threads: int,
-    seed: int,
-) -> dict[str, Any]:
-    """LightGBM settings shared by the engine's boosters (deterministic, row-wise)."""
-    return {
-        "objective": objective,
-        "learning_rate": learning_rate,
-        "num_leaves": num_leaves,
-        "min_child_samples": min_child_samples,
-        "feature_fraction": 0.8,
-        "bagging_fraction": 0.8,
-        "bagging_freq": 1,
-        "lambda_l2": 1.0,
-        "cat_smooth": 10.0,
-        "num_threads": n_threads,
-        "seed": seed,
-        "deterministic": True,
-        "force_row_wise": True,
-        "verbosity": -1,
-    }
 
 
 @dataclass(frozen=True)
@@ -86,29 +55,6 @@ class Evidence:
     accepted: int
     uses_prior: bool
     prior_rate: float
-
-
-@dataclass
-class FamilyModel:
-    booster: lgb.Booster
-    rounds: int
-    platt: tuple[float, float]
-    pooled: bool = False
-    """Shared by the families too small for a model of their own."""
-    _tables: TreeTables | bool | None = False  # False: not compiled yet
-    _forest: Forest | None = None
-
-    def tree_tables(self) -> TreeTables | None:
-        """The booster compiled for fast TreeSHAP (once); ``None`` if its trees are too big."""
-        if self._tables is False:
-            self._tables = compile_booster(self.booster, self.rounds)
-        return self._tables if isinstance(self._tables, TreeTables) else None
-
-    def forest(self) -> Forest:
-        """The booster's trees for the compiled raw score (once)."""
-        if self._forest is None:
-            self._forest = compile_forest(self.booster, self.rounds)
-        return self._forest
 
 
 class ResponseModel:
@@ -130,7 +76,7 @@ class ResponseModel:
         prior_strength: float = 20.0,
         n_threads: int = 0,
         refit: bool = True,
-        pooled: bool = True,
+        linear: bool = True,
         seed: int = 0,
     ) -> None:
         self.n_estimators = n_estimators
@@ -142,7 +88,7 @@ class ResponseModel:
         self.prior_strength = prior_strength
         self.n_threads = n_threads
         self.refit = refit
-        self.pooled = pooled
+        self.linear = linear
         self.seed = seed
         # Threads per predict call; 0 = LightGBM's default (every core). The API sets 1: an
         # answer scores a dozen rows, and idle OpenMP workers spinning on the other core
@@ -189,41 +135,24 @@ class ResponseModel:
                 fitted = self._fit_family(*parts[0], *parts[1], *parts[2])
                 if fitted is not None:
                     self.models_[code] = fitted
-        if self.pooled:
-            self._fit_pooled(slices, families)
-        actions = np.concatenate(
-            [x_train[:, ACTION_COLUMN], x_valid[:, ACTION_COLUMN], x_calib[:, ACTION_COLUMN]]
-        ).astype(int)
-        self.evidence_ = self._evidence(
-            actions, np.concatenate([y_train, y_valid, y_calib]), families
-        )
+        x_all = np.vstack([x_train, x_valid, x_calib])
+        y_all = np.concatenate([y_train, y_valid, y_calib])
+        actions = x_all[:, ACTION_COLUMN].astype(int)
+        n = np.bincount(actions, minlength=len(families))
+        self.linear_: dict[int, LinearFamilyModel] = {}
+        if self.linear:
+            for code in range(len(FAMILIES)):
+                mine = [j for j, f in enumerate(families) if FAMILIES.index(f) == code]
+                if not mine or (code in self.models_ and n[mine].min() >= self.min_evidence):
+                    continue  # boosted, and every action has evidence: no linear model needed
+                rows = x_all[:, FAMILY_COLUMN] == code
+                if enough(y_all[rows]):
+                    self.linear_[code] = LinearFamilyModel.fit(
+                        x_all[rows], y_all[rows], len(families)
+                    )
+        self.evidence_ = self._evidence(actions, y_all, families)
+        self.__dict__.pop("_by_action", None)  # answered-by table of an earlier fit
         return self
-
-    def _fit_pooled(
-        self, slices: tuple[tuple[np.ndarray, np.ndarray], ...], families: list[str]
-    ) -> None:
-        """One booster for every family without a model of its own, fitted on all the
-        presented actions (family and action are inputs, so each keeps its own level and
-        shares the profile's effects with the rest), stopped early and calibrated on the
-        rows of the families it answers for when they are enough, else on all rows."""
-        present = {FAMILIES.index(f) for f in families}
-        rest = sorted(present - set(self.models_))
-        if not rest:
-            return
-        (xt, yt), *held = slices
-        own = []
-        for x, y in held:
-            mine = np.isin(x[:, FAMILY_COLUMN], rest)
-            part = (x[mine], y[mine])
-            own.append(part if _enough([part], MIN_POOLED_ROWS) else (x, y))
-        if not _enough([(xt, yt), *own], MIN_POOLED_ROWS):
-            return
-        fitted = self._fit_family(xt, yt, *own[0], *own[1])
-        if fitted is None:
-            return
-        fitted.pooled = True
-        for code in rest:
-            self.models_[code] = fitted
 
     def _fit_family(
         self,
@@ -234,37 +163,13 @@ class ResponseModel:
         xc: np.ndarray,
         yc: np.ndarray,
     ) -> FamilyModel | None:
-        """A calibrated booster, or ``None`` when calibration finds no positive link
-        between its scores and acceptance (too little data to learn from)."""
-        cats = [MODEL_COLUMNS.index(c) for c in CATEGORICAL_COLUMNS]
-
-        def dataset(x: np.ndarray, y: np.ndarray) -> lgb.Dataset:
-            return lgb.Dataset(x, y, feature_name=list(MODEL_COLUMNS), categorical_feature=cats)
-
-        train = dataset(xt, yt)
-        booster = lgb.train(
+        return fit_booster(
             self.params(),
-            train,
-            num_boost_round=self.n_estimators,
-            valid_sets=[lgb.Dataset(xv, yv, reference=train)],
-            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+            (xt, yt, xv, yv, xc, yc),
+            self.n_estimators,
+            self.early_stopping_rounds,
+            self.refit,
         )
-        rounds = int(booster.best_iteration or booster.num_trees())
-        if self.refit:
-            # Early stopping chose the number of rounds; refit on train + valid with it, so
-            # the newest pre-calibration data also shapes the trees.
-            booster = lgb.train(
-                self.params(),
-                dataset(np.vstack([xt, xv]), np.concatenate([yt, yv])),
-                num_boost_round=rounds,
-            )
-        raw = np.asarray(booster.predict(xc, raw_score=True, num_iteration=rounds), dtype=float)
-        platt = LogisticRegression(C=1e6)  # unregularised Platt scaling
-        platt.fit(raw.reshape(-1, 1), yc)
-        a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-        if a <= 0:  # no positive link between scores and acceptance: too little data
-            return None
-        return FamilyModel(booster, rounds, (a, b))
 
     def _evidence(self, actions: np.ndarray, y: np.ndarray, families: list[str]) -> list[Evidence]:
         k = len(families)
@@ -277,12 +182,13 @@ class ResponseModel:
             fam_rate = (fam_acc + 1.0) / (fam_n + 2.0)  # Beta(1, 1) on the family's rate
             a = fam_rate * self.prior_strength + acc[j]
             b = (1 - fam_rate) * self.prior_strength + (n[j] - acc[j])
-            modelled = FAMILIES.index(families[j]) in self.models_
+            code = FAMILIES.index(families[j])
+            boosted = code in self.models_ and n[j] >= self.min_evidence
             out.append(
                 Evidence(
                     int(n[j]),
                     int(acc[j]),
-                    bool(n[j] < self.min_evidence or not modelled),
+                    bool(not boosted and code not in self.linear_),
                     float(a / (a + b)),
                 )
             )
@@ -300,11 +206,27 @@ class ResponseModel:
         return own | ({"pooled": pooled.rounds} if pooled else {})
 
     def pooled_model(self) -> FamilyModel | None:
+        """The pooled booster of a model saved before the linear models, if any."""
         return next((m for m in self.models_.values() if m.pooled), None)
 
-    def pooled_families(self) -> list[str]:
-        """The families answered by the pooled model."""
-        return [FAMILIES[c] for c, m in self.models_.items() if m.pooled]
+    def linear_families(self) -> list[str]:
+        """Families whose acceptance (of some or all actions) a linear model answers."""
+        return [FAMILIES[c] for c in sorted(self.linear_)]
+
+    def _sources(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: answered by its family's booster, and by its family's linear model
+        (neither: the action's prior rate)."""
+        if not hasattr(self, "_by_action"):
+            booster, linear = [], []
+            for j, (e, f) in enumerate(zip(self.evidence_, self.families_, strict=True)):
+                code = FAMILIES.index(f)
+                small = code in self.linear_ and (
+                    code not in self.models_ or e.n < self.min_evidence
+                )
+                booster.append(not e.uses_prior and code in self.models_ and not small)
+                linear.append(not e.uses_prior and not booster[j])
+            self._by_action = (np.array(booster, dtype=bool), np.array(linear, dtype=bool))
+        return self._by_action[0][actions], self._by_action[1][actions]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Calibrated P(accept), shape ``(n,)``; prior rates for actions with little evidence.
@@ -315,9 +237,14 @@ class ResponseModel:
         self._check_fitted()
         actions = x[:, ACTION_COLUMN].astype(int)
         out = self.prior_rates()[actions]
-        uses_prior = np.array([e.uses_prior for e in self.evidence_])[actions]
+        boosted, linear = self._sources(actions)
+        if linear.any():
+            for code, lm in self.linear_.items():
+                rows = linear & (x[:, FAMILY_COLUMN] == code)
+                if rows.any():
+                    out[rows] = 1.0 / (1.0 + np.exp(-lm.raw(x[rows])))
         for _code, m, rows in self._family_blocks(x):
-            modelled = ~uses_prior[rows]
+            modelled = boosted[rows]
             if not modelled.any():
                 continue
             part = x[rows] if modelled.all() else x[rows][modelled]
@@ -342,9 +269,10 @@ class ResponseModel:
 
     def contributions(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Per-feature contributions to the raw score, shape ``(n, n_columns + 1)`` (last
-        column: the expected value): each family model's exact TreeSHAP values
-        (:mod:`nba.policy.treeshap`, equal to ``pred_contrib``); zeros for rows answered by
-        the prior. Written into ``out`` (C-ordered, of that shape) if given."""
+        column: the expected value): each family booster's exact TreeSHAP values
+        (:mod:`nba.policy.treeshap`, equal to ``pred_contrib``), a linear model's exact
+        Shapley values; zeros for rows answered by the prior. Written into ``out``
+        (C-ordered, of that shape) if given."""
         self._check_fitted()
         shape = (x.shape[0], len(MODEL_COLUMNS) + 1)
         if out is None:
@@ -364,6 +292,12 @@ class ResponseModel:
             else:
                 parallel = self.predict_threads != 1 and part.shape[0] >= 256
                 out[rows] = tables.contributions(part, parallel)
+        _, linear = self._sources(x[:, ACTION_COLUMN].astype(int))
+        if linear.any():
+            for code, lm in self.linear_.items():
+                mine = linear & (x[:, FAMILY_COLUMN] == code)
+                if mine.any():
+                    out[mine] = lm.contributions(x[mine])
         return out
 
     def _family_blocks(self, x: np.ndarray) -> list[tuple[int, FamilyModel, slice | np.ndarray]]:
@@ -391,10 +325,14 @@ class ResponseModel:
         return np.asarray(out, dtype=float)
 
     def feature_importance(self) -> dict[str, float]:
-        """Total gain per model column, summed over the family models (and the pooled one)."""
+        """Total gain per model column, summed over the family boosters; where no family has
+        one, the linear models' absolute standardised coefficients."""
         total = np.zeros(len(MODEL_COLUMNS))
         for m in {id(m): m for m in self.models_.values()}.values():
             total += m.booster.feature_importance("gain", iteration=m.rounds)
+        if not self.models_:
+            for lm in self.linear_.values():
+                total += lm.importance()
         return dict(zip(MODEL_COLUMNS, total.tolist(), strict=True))
 
     def prior_rates(self) -> np.ndarray:
@@ -424,7 +362,9 @@ class ResponseModel:
                 "models": {FAMILIES[c]: saved(m) for c, m in self.models_.items() if not m.pooled},
                 "pooled": None
                 if pooled is None
-                else saved(pooled) | {"families": self.pooled_families()},
+                else saved(pooled)
+                | {"families": [FAMILIES[c] for c, m in self.models_.items() if m.pooled]},
+                "linear": {FAMILIES[c]: lm.to_dict() for c, lm in self.linear_.items()},
                 "evidence": [e.__dict__ for e in self.evidence_],
             }
         )
@@ -445,5 +385,9 @@ class ResponseModel:
         if data.get("pooled"):  # absent in models saved before the pooled model
             shared = loaded(data["pooled"], pooled=True)
             model.models_ |= {FAMILIES.index(f): shared for f in data["pooled"]["families"]}
+        model.linear_ = {  # absent in models saved before the linear models
+            FAMILIES.index(f): LinearFamilyModel.from_dict(m)
+            for f, m in data.get("linear", {}).items()
+        }
         model.evidence_ = [Evidence(**e) for e in data["evidence"]]
         return model

@@ -33,9 +33,9 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from nba.policy.booster import booster_params
 from nba.policy.design import CATEGORICAL_COLUMNS, MODEL_COLUMNS
 from nba.policy.forest import Forest, compile_forest
-from nba.policy.response import booster_params
 from nba.profiles import NUMERIC_FEATURE_NAMES
 
 FEES_COLUMN = NUMERIC_FEATURE_NAMES.index("monthly_fees")

@@ -196,12 +196,13 @@ def print_baselines(r: TrainReport) -> None:
                 "horizon)",
                 highlight=False,
             )
-    if r.pooled:
-        plural = [f.replace("_", " ") + "s" for f in r.pooled]
+    if r.small:
+        plural = [f.replace("_", " ") + "s" for f in r.small]
         names = " and ".join([", ".join(plural[:-1]), plural[-1]] if len(plural) > 1 else plural)
         console.print(
-            f"note: {names} had too few decisions for a model of their own; they share one "
-            "model learnt from every family's decisions",
+            f"note: {names} had too few decisions for a tree model (or some of their "
+            "actions did); a simpler model learns from all of the family's decisions, each "
+            "action's own rate drawn toward the family's until its evidence grows",
             highlight=False,
         )
     if r.priors:
