@@ -9,15 +9,18 @@ through Feast, and two response models fitted on the same time-ordered slices, a
 - ``per-family``: the model before pooling: one LightGBM per action family, and a flat
   prior for every action of a family with fewer than 200 rows in a slice, on the fixed
   72/10/9/9% time slices;
-- ``pooled``: the engine's model (:class:`nba.policy.response.ResponseModel`): one LightGBM
-  per family where the family has enough rows, and one pooled LightGBM (family and action
-  as inputs) for the families that have not, on slices that keep 200 decisions each
-  below 2,222 decisions (:func:`pipelines.train.split_points`).
+- ``engine``: the engine's model (:class:`nba.policy.response.ResponseModel`): one LightGBM
+  per family where the family has enough rows, and a penalised logistic regression
+  (:mod:`nba.policy.linear`) for the families that have not and for the rarely tried
+  actions of the others, on slices that keep 200 decisions each below 2,222 decisions
+  (:func:`pipelines.train.split_points`).
 
 AUC is measured on the same newest rows for both, which neither model has seen (at 2,222
 decisions and above the cuts are the same).
 
-Both rank with the same learnt Δ (what an action changes), when the data can teach it.
+Both rank with the same learnt Δ (what an action changes), when the data can teach it. A
+third row, ``true rates``, ranks with that Δ and the simulator's true acceptance
+probabilities: the most any acceptance model could add at that size.
 Printed per size and model: the decisions, actions left on a prior, test-period AUC, and
 the normalised value against the simulator's oracle on the held-out contacts (1 = the
 oracle, 0 = presenting nothing).
@@ -33,6 +36,9 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
+
+import numpy as np
 
 DECISIONS_PER_CUSTOMER_YEAR = 4.3
 SIZES = (2_000, 5_000, 10_000, 25_000, 100_000, 500_000)
@@ -60,8 +66,21 @@ def main() -> None:
                 )
 
 
+class TrueRates:
+    """The simulator's true acceptance probabilities as a response model, for rows built
+    contact-major over every catalog action (as ``Policy.score`` builds them)."""
+
+    def __init__(self, p: np.ndarray, prior: np.ndarray) -> None:
+        self.p, self.prior = p, prior
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.p.ravel().copy()
+
+    def prior_rates(self) -> np.ndarray:
+        return self.prior
+
+
 def run_world(data: Path, size: int, seed: int) -> list[dict[str, float | int | str]]:
-    import numpy as np
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
@@ -70,7 +89,7 @@ def run_world(data: Path, size: int, seed: int) -> list[dict[str, float | int | 
     from nba.contract import load_dataset
     from nba.inputs import policy_input
     from nba.outcomes import long_term_outcomes
-    from nba.policy.evaluation import evaluate_against_truth
+    from nba.policy.evaluation import evaluate_against_truth, truth_matrix
     from nba.policy.frames import contacts_from_frame
     from nba.policy.policy import Policy
     from nba.policy.response import ResponseModel
@@ -112,13 +131,13 @@ def run_world(data: Path, size: int, seed: int) -> list[dict[str, float | int | 
     before = tuple(int(n * q) for q in SPLITS)  # the cuts before they adapted to small logs
     newest = max(before[2], split_points(n)[2])  # no model has seen these rows
     test = np.flatnonzero(shown[newest:]) + newest
-    for name, pooled, (a, b, c) in (
+    for name, linear, (a, b, c) in (
         ("per-family", False, before),
-        ("pooled", True, split_points(n)),
+        ("engine", True, split_points(n)),
     ):
         sa, sb, sc = (np.flatnonzero(shown[lo:hi]) + lo for lo, hi in ((0, a), (a, b), (b, c)))
         t = time.perf_counter()
-        model = ResponseModel(pooled=pooled).fit(
+        model = ResponseModel(linear=linear).fit(
             x[sa], y[sa], x[sb], y[sb], x[sc], y[sc], families
         )
         seconds = time.perf_counter() - t
@@ -136,6 +155,21 @@ def run_world(data: Path, size: int, seed: int) -> list[dict[str, float | int | 
                 "seconds": seconds,
             }
         )
+    ids = held["contact_id"].tolist()
+    true_p = np.nan_to_num(truth_matrix(truth, ids, list(catalog.ids), "p_accept").astype(float))
+    as_model = cast(ResponseModel, TrueRates(true_p, model.prior_rates()))
+    scores, _ = Policy(catalog, as_model, uplift=uplift).score(batch)
+    ev = evaluate_against_truth(scores, catalog, ids, truth, batch.profile_x)
+    rows.append(
+        {
+            "model": "true rates",
+            "decisions": n,
+            "priors": 0,
+            "auc": float("nan"),
+            "normalised": ev.normalised["nba"],
+            "seconds": 0.0,
+        }
+    )
     ds.close()
     return rows
 

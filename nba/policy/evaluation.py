@@ -145,9 +145,11 @@ def _best_positive(priority: np.ndarray) -> np.ndarray:
     return np.where(p[np.arange(p.shape[0]), best] > 0, best, -1)
 
 
-def _truth_matrix(
+def truth_matrix(
     truth: pd.DataFrame, contact_ids: list[str], ids: list[str], column: str
 ) -> np.ndarray:
+    """One column of the simulator's truth as a (contact x action) matrix, in the order
+    given; NaN where the truth has no row."""
     t = truth.set_index(["contact_id", "action_id"])[column]
     idx = pd.MultiIndex.from_product([contact_ids, ids])
     return t.reindex(idx).to_numpy().reshape(len(contact_ids), len(ids))
@@ -168,8 +170,8 @@ def evaluate_against_truth(
     """
     k = len(catalog.actions)
     ids = [*catalog.ids, NO_ACTION]
-    total = _truth_matrix(truth, contact_ids, ids, "expected_total").astype(float)
-    eligible = _truth_matrix(truth, contact_ids, ids, "eligible")
+    total = truth_matrix(truth, contact_ids, ids, "expected_total").astype(float)
+    eligible = truth_matrix(truth, contact_ids, ids, "eligible")
     eligible = np.where(pd.isna(eligible), False, eligible).astype(bool)
     if np.isnan(total).any():
         raise ValueError("truth does not cover every scored contact and action")
@@ -195,9 +197,9 @@ def evaluate_against_truth(
         best_action = np.nanmax(np.where(act_elig, acts, -np.inf), axis=1)
     v_oracle = np.maximum(best_action, nothing_value)
     picked = choices(scores, catalog)
-    p_true = _truth_matrix(truth, contact_ids, ids, "p_accept")[:, :k].astype(float)
-    gross = _truth_matrix(truth, contact_ids, ids, "value")[:, :k].astype(float)
-    cost = _truth_matrix(truth, contact_ids, ids, "cost")[:, :k].astype(float)
+    p_true = truth_matrix(truth, contact_ids, ids, "p_accept")[:, :k].astype(float)
+    gross = truth_matrix(truth, contact_ids, ids, "value")[:, :k].astype(float)
+    cost = truth_matrix(truth, contact_ids, ids, "cost")[:, :k].astype(float)
     picked["true_acceptance"] = _best_positive(
         np.where(act_elig, p_true * (gross - cost), -np.inf)
     )
@@ -251,7 +253,7 @@ def evaluate_against_truth(
     nothing_share = {
         p: float((c < 0).mean()) for p, c in {**picked, "oracle": oracle_pick}.items()
     }
-    revenue = _truth_matrix(truth, contact_ids, ids, "expected_revenue").astype(float)
+    revenue = truth_matrix(truth, contact_ids, ids, "expected_revenue").astype(float)
     spend = {}
     for p, c in {**picked, "oracle": oracle_pick}.items():
         g = (c >= 0) & is_retention[np.maximum(c, 0)] & (fees > 0)
@@ -261,7 +263,7 @@ def evaluate_against_truth(
         kept = (revenue[g, j] - revenue[g, k]) / whole
         spent = p_true[g, j] * cost[g, j]
         spend[p] = float(spent.sum() / kept.sum()) if kept.sum() > 0 else float("nan")
-    se = _truth_matrix(truth, contact_ids, ids, "mc_se").astype(float)
+    se = truth_matrix(truth, contact_ids, ids, "mc_se").astype(float)
     se_nba = np.where(chosen >= 0, se[rows, np.maximum(chosen, 0)], 0.0)
     mc_error = float(np.sqrt((se_nba**2).sum()) / n / span) if span > 0 and n else float("nan")
     agreement = {
