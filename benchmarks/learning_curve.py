@@ -20,7 +20,9 @@ decisions and above the cuts are the same).
 
 Both rank with the same learnt Δ (what an action changes), when the data can teach it. A
 third row, ``true rates``, ranks with that Δ and the simulator's true acceptance
-probabilities: the most any acceptance model could add at that size.
+probabilities: the most any acceptance model could add at that size. A fourth,
+``acceptance``, is the engine's model ranking by chance of a yes x value alone (the
+catalog's ``objective: acceptance``): what the learnt Δ is worth at that size.
 Printed per size and model: the decisions, actions left on a prior, test-period AUC, and
 the normalised value against the simulator's oracle on the held-out contacts (1 = the
 oracle, 0 = presenting nothing).
@@ -156,6 +158,10 @@ def run_world(data: Path, size: int, seed: int) -> list[dict[str, float | int | 
             }
         )
     ids = held["contact_id"].tolist()
+    if uplift is not None:
+        scores, _ = Policy(catalog, model, uplift=None).score(batch)
+        ev = evaluate_against_truth(scores, catalog, ids, truth, batch.profile_x)
+        rows.append(rows[-1] | {"model": "acceptance", "normalised": ev.normalised["nba"]})
     true_p = np.nan_to_num(truth_matrix(truth, ids, list(catalog.ids), "p_accept").astype(float))
     as_model = cast(ResponseModel, TrueRates(true_p, model.prior_rates()))
     scores, _ = Policy(catalog, as_model, uplift=uplift).score(batch)
