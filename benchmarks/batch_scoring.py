@@ -110,22 +110,34 @@ def step_score(
 
 
 def step_floor(data: str, out: str) -> dict[str, Any]:
-    """The same scoring run, timing every LightGBM predict call on its matrices."""
-    import lightgbm
+    """The same scoring run with every booster's raw score computed by LightGBM's own
+    ``Booster.predict`` instead of the engine's compiled trees, timing those calls: the
+    bare library doing the model's share of the same work, on the same matrices."""
+    import numpy as np
+
+    from nba.policy import forest
 
     spent = {"seconds": 0.0, "rows": 0, "calls": 0}
-    bare = lightgbm.Booster.predict
+    boosters: dict[int, tuple[Any, int | None]] = {}
+    compile_forest = forest.compile_forest
 
-    def timed(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+    def keep_booster(booster: Any, num_iteration: int | None = None) -> Any:
+        compiled = compile_forest(booster, num_iteration)
+        boosters[id(compiled)] = (booster, num_iteration)
+        return compiled
+
+    def bare_raw(self: Any, x: Any, parallel: bool | None = None) -> Any:
+        booster, rounds = boosters[id(self)]
         t = time.perf_counter()
-        try:
-            return bare(self, data, *args, **kwargs)
-        finally:
-            spent["seconds"] += time.perf_counter() - t
-            spent["rows"] += len(data)
-            spent["calls"] += 1
+        out = booster.predict(x, raw_score=True, num_iteration=rounds)
+        spent["seconds"] += time.perf_counter() - t
+        spent["rows"] += len(x)
+        spent["calls"] += 1
+        return np.asarray(out, dtype=float)
 
-    lightgbm.Booster.predict = timed  # type: ignore[method-assign]
+    # Before the engine's modules import compile_forest by name.
+    forest.compile_forest = keep_booster
+    forest.Forest.raw = bare_raw  # type: ignore[method-assign]
     from pipelines.score import score
 
     score(Path(data), Path(out), fresh=True)
@@ -225,11 +237,12 @@ def main() -> None:
     results.update(local=local, floor=floor, ratio=round(ratio, 2), allocation=allocated)
 
     # 200k: local vs Spark local[2] on the same data.
-    # Its own workspace, so that the 1M profiles stay built: the registry is copied (the
-    # model's artifacts stay where training put them).
+    # Its own workspace, so that the 1M profiles stay built: the registry and the model's
+    # artifacts are copied (a workspace points its registry at its own artifacts).
     mid, mid_home = str(work / "mid"), work / "home-mid"
     mid_home.mkdir(exist_ok=True)
     shutil.copy(work / "home" / "mlflow.db", mid_home / "mlflow.db")
+    shutil.copytree(work / "home" / "mlartifacts", mid_home / "mlartifacts", dirs_exist_ok=True)
     _child("world", spark_n, mid)
     _child("profiles", mid, home=mid_home)
     mid_local = _child(
