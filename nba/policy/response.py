@@ -151,7 +151,7 @@ class ResponseModel:
                         x_all[rows], y_all[rows], len(families)
                     )
         self.evidence_ = self._evidence(actions, y_all, families)
-        self.__dict__.pop("_by_action", None)  # answered-by table of an earlier fit
+        self._answered_by = self._answers()
         return self
 
     def _fit_family(
@@ -213,20 +213,31 @@ class ResponseModel:
         """Families whose acceptance (of some or all actions) a linear model answers."""
         return [FAMILIES[c] for c in sorted(self.linear_)]
 
+    def _answers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per catalog action: answered by its family's booster, and by its family's
+        linear model (neither: its prior rate)."""
+        booster, linear = [], []
+        for e, f in zip(self.evidence_, self.families_, strict=True):
+            code = FAMILIES.index(f)
+            small = code in self.linear_ and (code not in self.models_ or e.n < self.min_evidence)
+            booster.append(not e.uses_prior and code in self.models_ and not small)
+            linear.append(not e.uses_prior and not booster[-1])
+        return np.array(booster, dtype=bool), np.array(linear, dtype=bool)
+
     def _sources(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per row: answered by its family's booster, and by its family's linear model
-        (neither: the action's prior rate)."""
-        if not hasattr(self, "_by_action"):
-            booster, linear = [], []
-            for j, (e, f) in enumerate(zip(self.evidence_, self.families_, strict=True)):
-                code = FAMILIES.index(f)
-                small = code in self.linear_ and (
-                    code not in self.models_ or e.n < self.min_evidence
-                )
-                booster.append(not e.uses_prior and code in self.models_ and not small)
-                linear.append(not e.uses_prior and not booster[j])
-            self._by_action = (np.array(booster, dtype=bool), np.array(linear, dtype=bool))
-        return self._by_action[0][actions], self._by_action[1][actions]
+        """Per row (its catalog action's index): answered by a booster, by a linear model."""
+        booster, linear = self._answered_by
+        return booster[actions], linear[actions]
+
+    def _linear_blocks(
+        self, x: np.ndarray, linear: np.ndarray
+    ) -> list[tuple[LinearFamilyModel, np.ndarray]]:
+        """(linear model, its rows) for the rows of ``x`` a linear model answers."""
+        if not linear.any():
+            return []
+        codes = x[:, FAMILY_COLUMN]
+        blocks = [(lm, linear & (codes == c)) for c, lm in self.linear_.items()]
+        return [(lm, rows) for lm, rows in blocks if rows.any()]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Calibrated P(accept), shape ``(n,)``; prior rates for actions with little evidence.
@@ -238,11 +249,8 @@ class ResponseModel:
         actions = x[:, ACTION_COLUMN].astype(int)
         out = self.prior_rates()[actions]
         boosted, linear = self._sources(actions)
-        if linear.any():
-            for code, lm in self.linear_.items():
-                rows = linear & (x[:, FAMILY_COLUMN] == code)
-                if rows.any():
-                    out[rows] = 1.0 / (1.0 + np.exp(-lm.raw(x[rows])))
+        for lm, mine in self._linear_blocks(x, linear):
+            out[mine] = 1.0 / (1.0 + np.exp(-lm.raw(x[mine])))
         for _code, m, rows in self._family_blocks(x):
             modelled = boosted[rows]
             if not modelled.any():
@@ -293,11 +301,8 @@ class ResponseModel:
                 parallel = self.predict_threads != 1 and part.shape[0] >= 256
                 out[rows] = tables.contributions(part, parallel)
         _, linear = self._sources(x[:, ACTION_COLUMN].astype(int))
-        if linear.any():
-            for code, lm in self.linear_.items():
-                mine = linear & (x[:, FAMILY_COLUMN] == code)
-                if mine.any():
-                    out[mine] = lm.contributions(x[mine])
+        for lm, mine in self._linear_blocks(x, linear):
+            out[mine] = lm.contributions(x[mine])
         return out
 
     def _family_blocks(self, x: np.ndarray) -> list[tuple[int, FamilyModel, slice | np.ndarray]]:
@@ -390,4 +395,5 @@ class ResponseModel:
             for f, m in data.get("linear", {}).items()
         }
         model.evidence_ = [Evidence(**e) for e in data["evidence"]]
+        model._answered_by = model._answers()
         return model
