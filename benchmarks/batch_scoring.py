@@ -126,7 +126,9 @@ def step_floor(data: str, out: str) -> dict[str, Any]:
         boosters[id(compiled)] = (booster, num_iteration)
         return compiled
 
-    def bare_raw(self: Any, x: Any, parallel: bool | None = None) -> Any:
+    def bare_raw(
+        self: Any, x: Any, parallel: bool | None = None, vary: tuple[int, ...] | None = None
+    ) -> Any:
         booster, rounds = boosters[id(self)]
         t = time.perf_counter()
         out = booster.predict(x, raw_score=True, num_iteration=rounds)

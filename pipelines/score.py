@@ -316,10 +316,14 @@ def chunk_contacts(chunk: pd.DataFrame, profiles: pd.DataFrame, history: History
     )
 
 
-def score_chunk(job: ScoringJob, chunk: pd.DataFrame, top_k: int) -> pa.Table:
-    """Recommendations of one chunk of contacts."""
+def chunk_inputs(job: ScoringJob, chunk: pd.DataFrame) -> Contacts:
+    """One chunk's contacts with their profiles and history (DuckDB's work)."""
     keys = chunk_keys(chunk)
-    contacts = chunk_contacts(chunk, chunk_profiles(job, chunk, keys), chunk_history(job, keys))
+    return chunk_contacts(chunk, chunk_profiles(job, chunk, keys), chunk_history(job, keys))
+
+
+def rank_chunk(job: ScoringJob, contacts: Contacts, top_k: int) -> pa.Table:
+    """Recommendations of one chunk of contacts (the model's work)."""
     ranking, _ = job.policy.rank(contacts, top_k)
     return ranking_table(
         ranking, contacts.contact_id, contacts.customer_id, job.policy, job.ref.version
@@ -378,17 +382,29 @@ def run_local(
 ) -> tuple[int, int]:
     """Score every unfinished chunk; returns (chunks, chunks found done)."""
     bounds = chunk_bounds(len(job.contacts), chunk_size)
-    resumed = 0
-    done_rows = 0
-    for i, (a, b) in enumerate(bounds):
-        if parts.done(i):
-            resumed += 1
-        else:
-            parts.write(i, score_chunk(job, job.contacts.iloc[a:b], top_k))
-        done_rows += b - a
-        if progress:
-            progress(done_rows, len(job.contacts))
-    return len(bounds), resumed
+    todo = [i for i in range(len(bounds)) if not parts.done(i)]
+    done_rows = len(job.contacts) - sum(bounds[i][1] - bounds[i][0] for i in todo)
+
+    def inputs(i: int) -> Contacts:
+        a, b = bounds[i]
+        return chunk_inputs(job, job.contacts.iloc[a:b])
+
+    # The next chunk's inputs are read while this one is ranked: DuckDB and the compiled
+    # model code release the GIL, so reading no longer waits for ranking, nor the reverse.
+    # Only the reader thread touches the DuckDB connection.
+    if progress and done_rows:
+        progress(done_rows, len(job.contacts))  # chunks found done by an earlier run
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        ahead = reader.submit(inputs, todo[0]) if todo else None
+        for n, i in enumerate(todo):
+            assert ahead is not None
+            contacts = ahead.result()
+            ahead = reader.submit(inputs, todo[n + 1]) if n + 1 < len(todo) else None
+            parts.write(i, rank_chunk(job, contacts, top_k))
+            done_rows += bounds[i][1] - bounds[i][0]
+            if progress:
+                progress(done_rows, len(job.contacts))
+    return len(bounds), len(bounds) - len(todo)
 
 
 def join_parts(parts: Parts, count: int, out: Path) -> tuple[int, pd.DataFrame, pd.DataFrame]:

@@ -49,6 +49,12 @@ shared columns, unconstrained (payment trouble rightly lowers a product offer's 
 MONOTONE_SUFFIX = "__installment"
 _MONOTONE_INDEX = np.array([MODEL_FEATURES.index(f) for f in MONOTONE_FEATURES], dtype=np.int64)
 
+
+def base_feature(column: str) -> str:
+    """The profile feature behind a model column."""
+    return column.removesuffix(MONOTONE_SUFFIX)
+
+
 MODEL_COLUMNS: tuple[str, ...] = (
     *MODEL_FEATURES,
     *(f + MONOTONE_SUFFIX for f in MONOTONE_FEATURES),
@@ -57,11 +63,14 @@ MODEL_COLUMNS: tuple[str, ...] = (
 MONOTONE_CONSTRAINTS: tuple[int, ...] = tuple(
     1 if c.endswith(MONOTONE_SUFFIX) else 0 for c in MODEL_COLUMNS
 )
-
-
-def base_feature(column: str) -> str:
-    """The profile feature behind a model column."""
-    return column.removesuffix(MONOTONE_SUFFIX)
+PER_ACTION_COLUMNS: tuple[int, ...] = tuple(
+    j
+    for j, c in enumerate(MODEL_COLUMNS)
+    if c in ("ctx_action", "ctx_family") or base_feature(c) in MONOTONE_FEATURES
+)
+"""The columns in which one contact's rows differ (the action or branch, its family, the
+payment trouble that moves to the installment family's columns): the compiled tree walk
+shares the rest between them (:mod:`nba.policy.forest`)."""
 
 
 CATEGORICAL_COLUMNS: tuple[str, ...] = CONTEXT_COLUMNS

@@ -387,8 +387,13 @@ def _sentence_ids(
         return ids, list(index)
     cols = top[rows]
     values = x[rows[0], cols]
-    for col in np.unique(cols).tolist():
-        sel = np.flatnonzero(cols == col)
+    # Group the candidates by column with one sort (not one scan of them per column).
+    by_col = np.argsort(cols, kind="stable")
+    starts = np.flatnonzero(np.diff(cols[by_col], prepend=-1))
+    ends = np.append(starts[1:], by_col.size)
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        sel = by_col[lo:hi]
+        col = int(cols[sel[0]])
         v = values[sel]
         missing = np.isnan(v)
         feature = base_feature(MODEL_COLUMNS[col])
@@ -401,11 +406,10 @@ def _sentence_ids(
             if not part.any():
                 continue
             found = np.full(uniq.size, -1, dtype=np.int64)
-            for u in np.unique(inverse[part]).tolist():
-                # Any value with this key makes the same sentence: take the first one.
-                text = _sentence_of(col, None if flag else float(present[first[u]]))
-                if text:
-                    found[u] = index.setdefault(text, len(index))
+            used = np.unique(inverse[part])
+            # Any value with this key makes the same sentence: take the first one.
+            texts = [_sentence_of(col, None if flag else v) for v in present[first[used]].tolist()]
+            found[used] = [index.setdefault(t, len(index)) if t else -1 for t in texts]
             ids[rows[0][sel[part]], rows[1][sel[part]]] = found[inverse[part]]
     return ids, list(index)
 

@@ -10,11 +10,18 @@ the leaf values tree after tree from 0.0, in LightGBM's order, so the sums are t
 to the last bit. The split decisions are those of :mod:`nba.policy.treeshap` (missing
 values, zero threshold, categories), checked against ``pred_leaf`` there;
 ``tests/model/test_forest.py`` checks the scores against ``Booster.predict`` to 1e-9.
+
+Rows of one contact (one per candidate action, or per branch of the uplift model) differ
+only in a few columns: the action's. Given those columns (``vary``), consecutive rows
+equal in every other column the trees read form a group, and each tree is walked once per
+group down to its first split on a varying column; only from there on per row. Trees that
+never split on the action (about half of them) cost one walk per contact, not one per
+candidate; the sums are the same, added in the same order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightgbm as lgb
@@ -44,18 +51,46 @@ class Forest:
     left: np.ndarray
     right: np.ndarray
     leaf_value: np.ndarray
+    _plans: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
-    def raw(self, x: np.ndarray, parallel: bool | None = None) -> np.ndarray:
+    def raw(
+        self, x: np.ndarray, parallel: bool | None = None, vary: tuple[int, ...] | None = None
+    ) -> np.ndarray:
         """Raw scores (LightGBM's ``raw_score=True``; the prediction of a regression),
         shape ``(n,)``; on every core for a batch (``parallel`` ``None``: from
-        :data:`PARALLEL_ROWS` rows)."""
+        :data:`PARALLEL_ROWS` rows).
+
+        ``vary``: the columns in which rows of one contact differ (the module's docstring);
+        any rows give the same scores, and rows of one contact next to each other give
+        them sooner."""
         x = np.ascontiguousarray(x, dtype=np.float64)
-        out = np.empty(x.shape[0])
+        n = x.shape[0]
+        out = np.empty(n)
+        if not n:
+            return out
         if parallel is None:
-            parallel = x.shape[0] >= PARALLEL_ROWS
-        kernel = _raw_parallel if parallel else _raw
-        kernel(x, *(getattr(self, f) for f in _FIELDS), out)
+            parallel = n >= PARALLEL_ROWS
+        if vary is None:  # every row its own group
+            per_row = np.zeros(self.feature.size, dtype=np.bool_)
+            ends = np.arange(1, n + 1, dtype=np.int64)
+        else:
+            per_row, shared_columns = self._plan(vary)
+            starts = np.empty(n, dtype=np.bool_)
+            (_new_group_parallel if parallel else _new_group)(x, shared_columns, starts)
+            ends = np.append(np.flatnonzero(starts[1:]) + 1, n)
+        kernel = _grouped_parallel if parallel else _grouped
+        kernel(x, ends, per_row, *(getattr(self, f) for f in _FIELDS), out)
         return out
+
+    def _plan(self, vary: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Which nodes split on a varying column, and which columns a group shares."""
+        if vary not in self._plans:
+            varying = np.isin(self.feature, np.asarray(vary, dtype=np.int64))
+            shared = np.unique(self.feature[~varying]).astype(np.int64)
+            self._plans[vary] = (varying, shared)
+        return self._plans[vary]
 
 
 _FIELDS = (
@@ -129,9 +164,43 @@ def compile_forest(booster: lgb.Booster, num_iteration: int | None = None) -> Fo
 
 
 @numba.njit(cache=True, nogil=True)
-def _row(
+def _differs(
+    x: np.ndarray, r: int, columns: np.ndarray
+) -> bool:  # pragma: no cover - compiled; tested through Forest.raw
+    """Whether row ``r`` differs from row ``r - 1`` in ``columns`` (NaN equals NaN; equal
+    values take the same branch at every split)."""
+    for c in columns:
+        a, b = x[r, c], x[r - 1, c]
+        if a != b and not (np.isnan(a) and np.isnan(b)):
+            return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True)
+def _new_group(
+    x: np.ndarray, columns: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled; tested through Forest.raw
+    """``out[r]``: row ``r`` starts a run of rows equal in ``columns``."""
+    out[0] = True
+    for r in range(1, x.shape[0]):
+        out[r] = _differs(x, r, columns)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _new_group_parallel(
+    x: np.ndarray, columns: np.ndarray, out: np.ndarray
+) -> None:  # pragma: no cover - compiled; tested through Forest.raw
+    out[0] = True
+    for r in numba.prange(1, x.shape[0]):
+        out[r] = _differs(x, r, columns)
+
+
+@numba.njit(cache=True, nogil=True)
+def _group(
     x: np.ndarray,
-    r: int,
+    lo: int,
+    hi: int,
+    per_row: np.ndarray,
     root: np.ndarray,
     feature: np.ndarray,
     threshold: np.ndarray,
@@ -144,40 +213,53 @@ def _row(
     left: np.ndarray,
     right: np.ndarray,
     leaf_value: np.ndarray,
-) -> float:  # pragma: no cover - compiled by numba; tested through Forest.raw
-    """Row ``r``'s raw score: the leaf values of every tree, added in tree order."""
-    total = 0.0
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled; tested through Forest.raw
+    """Rows ``lo:hi`` (equal outside the varying columns): each tree walked with row
+    ``lo``; from its first split on a varying column (the fork) the other rows walk on
+    their own, and if it has none, they end in its leaf."""
+    for r in range(lo, hi):
+        out[r] = 0.0
     for t in range(root.shape[0]):
-        node = root[t]
-        while node >= 0:
-            if goes_left(
-                x[r, feature[node]],
-                categorical[node],
-                missing[node],
-                default_left[node],
-                threshold[node],
-                cat_start[node],
-                cat_words[node],
-                cat_bits,
-            ):
-                node = left[node]
-            else:
-                node = right[node]
-        total += leaf_value[~node]
-    return total
+        fork = -1
+        for r in range(lo, hi):
+            node = root[t] if r == lo else fork
+            while node >= 0:
+                if fork < 0 and per_row[node]:
+                    fork = node
+                if goes_left(
+                    x[r, feature[node]],
+                    categorical[node],
+                    missing[node],
+                    default_left[node],
+                    threshold[node],
+                    cat_start[node],
+                    cat_words[node],
+                    cat_bits,
+                ):
+                    node = left[node]
+                else:
+                    node = right[node]
+            out[r] += leaf_value[~node]
+            if fork < 0:  # no varying split on the path: every row ends in this leaf
+                for q in range(lo + 1, hi):
+                    out[q] += leaf_value[~node]
+                break
 
 
 # Two functions, not one jitted twice: numba's on-disk cache keys a function by its name
 # and line (see nba.policy.treeshap).
 @numba.njit(cache=True, nogil=True)
-def _raw(x: np.ndarray, *args: np.ndarray) -> None:  # pragma: no cover - compiled
-    out = args[-1]
-    for r in range(x.shape[0]):
-        out[r] = _row(x, r, *args[:-1])
+def _grouped(
+    x: np.ndarray, ends: np.ndarray, per_row: np.ndarray, *args: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    for g in range(ends.shape[0]):
+        _group(x, 0 if g == 0 else ends[g - 1], ends[g], per_row, *args)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _raw_parallel(x: np.ndarray, *args: np.ndarray) -> None:  # pragma: no cover - compiled
-    out = args[-1]
-    for r in numba.prange(x.shape[0]):
-        out[r] = _row(x, r, *args[:-1])
+def _grouped_parallel(
+    x: np.ndarray, ends: np.ndarray, per_row: np.ndarray, *args: np.ndarray
+) -> None:  # pragma: no cover - compiled
+    for g in numba.prange(ends.shape[0]):
+        _group(x, 0 if g == 0 else ends[g - 1], ends[g], per_row, *args)

@@ -213,6 +213,9 @@ class Policy:
         memory on batches of millions)."""
         assert self.uplift is not None
         channels, reasons = channel_codes(contacts.channel), reason_codes(contacts.reason)
+        # One contact's branches side by side: the tree walk shares their common part.
+        by_contact = np.argsort(rows_of, kind="stable")
+        branches, rows_of = branches[by_contact], rows_of[by_contact]
         out = np.empty(branches.size)
         for lo in range(0, branches.size, _BRANCH_BLOCK):
             hi = min(lo + _BRANCH_BLOCK, branches.size)
@@ -224,7 +227,7 @@ class Policy:
                 rows_of[lo:hi],
                 scratch=_BRANCH_ROWS,
             )
-            out[lo:hi] = self.uplift.kept_share(x)
+            out[by_contact[lo:hi]] = self.uplift.kept_share(x)
         return out
 
     def kept_if_nothing(self, contacts: Contacts) -> np.ndarray | None:

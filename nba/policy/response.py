@@ -31,7 +31,7 @@ import lightgbm as lgb
 import numpy as np
 
 from nba.policy.booster import FamilyModel, booster_params, fit_booster
-from nba.policy.design import MODEL_COLUMNS, MONOTONE_CONSTRAINTS
+from nba.policy.design import MODEL_COLUMNS, MONOTONE_CONSTRAINTS, PER_ACTION_COLUMNS
 from nba.policy.linear import LinearFamilyModel, enough
 from nba.vocabulary import FAMILIES
 
@@ -256,7 +256,7 @@ class ResponseModel:
             if not modelled.any():
                 continue
             part = x[rows] if modelled.all() else x[rows][modelled]
-            raw = m.forest().raw(part)  # LightGBM's raw score, without its per-call cost
+            raw = m.forest().raw(part, vary=PER_ACTION_COLUMNS)  # LightGBM's raw score
             a, b = m.platt
             p = 1.0 / (1.0 + np.exp(-(a * raw + b)))
             if modelled.all():

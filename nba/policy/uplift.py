@@ -34,7 +34,7 @@ import lightgbm as lgb
 import numpy as np
 
 from nba.policy.booster import booster_params
-from nba.policy.design import CATEGORICAL_COLUMNS, MODEL_COLUMNS
+from nba.policy.design import CATEGORICAL_COLUMNS, MODEL_COLUMNS, PER_ACTION_COLUMNS
 from nba.policy.forest import Forest, compile_forest
 from nba.profiles import NUMERIC_FEATURE_NAMES
 
@@ -142,7 +142,7 @@ class UpliftModel:
         self._check_fitted()
         if not x.shape[0]:
             return np.empty(0)
-        return self.forest().raw(x)
+        return self.forest().raw(x, vary=PER_ACTION_COLUMNS)
 
     def forest(self) -> Forest:
         """The booster's trees, compiled once."""

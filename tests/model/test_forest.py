@@ -38,3 +38,28 @@ def test_a_regression_and_the_first_rounds_only() -> None:
         forest.raw(x[:500]), booster.predict(x[:500], num_iteration=30), rtol=0, atol=1e-9
     )
     assert compile_forest(booster).raw(np.empty((0, x.shape[1]))).shape == (0,)
+
+
+@pytest.mark.parametrize("vary", [(3,), (2, 4), (0, 1, 2, 3, 4)], ids=["one", "two", "all"])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_rows_of_one_contact_share_their_walk_and_give_the_same_scores(
+    vary: tuple[int, ...], parallel: bool
+) -> None:
+    """Groups of rows equal outside ``vary`` (as one contact's candidates are), next to
+    each other or not, with NaNs and zeros among the shared values: the grouped walk gives
+    exactly the plain walk's scores, and LightGBM's."""
+    booster, x = _train(15)
+    forest = compile_forest(booster)
+    base = _probe_rows(booster, x)
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(1, 8, size=len(base))
+    rows = np.repeat(base, sizes, axis=0)
+    donors = base[rng.integers(0, len(base), size=len(rows))]
+    rows[:, list(vary)] = donors[:, list(vary)]  # each row its own action's columns
+    # A few groups broken up: the walk must not assume that equal rows are adjacent.
+    rows[::50] = rows[::50][::-1]
+    plain = forest.raw(rows, parallel=parallel)
+    grouped = forest.raw(rows, parallel=parallel, vary=vary)
+    assert np.array_equal(grouped, plain)
+    np.testing.assert_allclose(grouped, booster.predict(rows, raw_score=True), rtol=0, atol=1e-9)
+    assert forest.raw(rows[:0], vary=vary).shape == (0,)
