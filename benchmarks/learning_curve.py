@@ -143,7 +143,7 @@ def run_world(data: Path, size: int, seed: int) -> list[dict[str, float | int | 
             x[sa], y[sa], x[sb], y[sb], x[sc], y[sc], families
         )
         seconds = time.perf_counter() - t
-        scores, _ = Policy(catalog, model, uplift=uplift).score(batch)
+        scores = Policy(catalog, model, uplift=uplift).score(batch)
         ev = evaluate_against_truth(
             scores, catalog, held["contact_id"].tolist(), truth, batch.profile_x
         )
@@ -159,12 +159,12 @@ def run_world(data: Path, size: int, seed: int) -> list[dict[str, float | int | 
         )
     ids = held["contact_id"].tolist()
     if uplift is not None:
-        scores, _ = Policy(catalog, model, uplift=None).score(batch)
+        scores = Policy(catalog, model, uplift=None).score(batch)
         ev = evaluate_against_truth(scores, catalog, ids, truth, batch.profile_x)
         rows.append(rows[-1] | {"model": "acceptance", "normalised": ev.normalised["nba"]})
     true_p = np.nan_to_num(truth_matrix(truth, ids, list(catalog.ids), "p_accept").astype(float))
     as_model = cast(ResponseModel, TrueRates(true_p, model.prior_rates()))
-    scores, _ = Policy(catalog, as_model, uplift=uplift).score(batch)
+    scores = Policy(catalog, as_model, uplift=uplift).score(batch)
     ev = evaluate_against_truth(scores, catalog, ids, truth, batch.profile_x)
     rows.append(
         {

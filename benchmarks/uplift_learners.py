@@ -88,7 +88,7 @@ def run_world(
     batch = contacts_from_frame(held, catalog)
     truth = pd.read_parquet(data / "truth" / "expected_value.parquet")
     plain = Policy(catalog, model)
-    p = plain.score(batch)[0].propensity
+    p = plain.score(batch).propensity
     k = len(catalog.actions)
     results = []
 
@@ -112,7 +112,7 @@ def run_world(
     t = time.perf_counter()
     branch = fit_uplift(xb, frame, outcomes, 0)
     fitted = time.perf_counter() - t
-    judge("branch", Policy(catalog, model, uplift=branch).score(batch)[0].change, fitted)
+    judge("branch", Policy(catalog, model, uplift=branch).score(batch).change, fitted)
 
     # The same learner on every decision, censored ones with per-period censoring weights.
     t = time.perf_counter()
@@ -122,7 +122,7 @@ def run_world(
     tr, va = np.flatnonzero(stake[:b]), b + np.flatnonzero(stake[b:c])
     weighted = UpliftModel().fit(xb[tr], label[tr], xb[va], label[va], outcomes.horizon_months)
     fitted = time.perf_counter() - t
-    judge("branch-ipcw", Policy(catalog, model, uplift=weighted).score(batch)[0].change, fitted)
+    judge("branch-ipcw", Policy(catalog, model, uplift=weighted).score(batch).change, fitted)
 
     t = time.perf_counter()
     index = {act: j for j, act in enumerate(catalog.ids)} | {"no_action": k}

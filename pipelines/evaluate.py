@@ -193,7 +193,7 @@ def compare_policies(
         if launched:  # the champion never chooses an action launched after it
             old = widen_scores(old, champion.catalog, catalog)
         logged_as = logged_contacts(challenger, dataset, rounds)
-        new, _ = challenger.score(logged_as)
+        new = challenger.score(logged_as)
         kept = challenger.kept_if_nothing(logged_as)
         if champion.uplift is not None or challenger.uplift is not None:
             # Judge the objective the policies rank by: immediate value plus the revenue

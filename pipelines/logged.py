@@ -75,7 +75,7 @@ def logged_inputs(dataset: Dataset, rounds: pd.DataFrame) -> pd.DataFrame:
 
 def logged_scores(policy: Policy, dataset: Dataset, rounds: pd.DataFrame) -> Scores:
     """The policy's scores for logged decisions (rows of :func:`training_frame`)."""
-    scores, _ = policy.score(logged_contacts(policy, dataset, rounds))
+    scores = policy.score(logged_contacts(policy, dataset, rounds))
     return scores
 
 
@@ -107,7 +107,7 @@ def logged_policy_values(
         if dataset is None:
             raise ValueError("logged_policy_values needs the dataset or the inputs")
         inputs = logged_inputs(dataset, test)
-    scores, _ = policy.score(contacts_from_frame(inputs, policy.catalog))
+    scores = policy.score(contacts_from_frame(inputs, policy.catalog))
     picked = choices(scores, catalog)
     logged, prop, reward = logged_feedback(test, catalog)
     product = np.array([a.family == "product_offer" for a in catalog.actions])

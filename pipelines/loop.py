@@ -136,7 +136,7 @@ def true_value(
     simulator's ground truth ``truth`` (``expected_value.parquet`` rows), vs the oracle
     over ``catalog`` (default: the policy's; a policy that predates some of its actions
     never chooses them)."""
-    scores, _ = policy.score(contacts_from_frame(frame, policy.catalog))
+    scores = policy.score(contacts_from_frame(frame, policy.catalog))
     wide = catalog or policy.catalog
     if wide.ids != policy.catalog.ids:
         scores = widen_scores(scores, policy.catalog, wide)

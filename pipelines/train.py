@@ -446,6 +446,7 @@ def train(
                 signature=infer_signature(example, sample_out, params=params),
                 input_example=(example.head(2), params),
                 registered_model_name=MODEL_NAME,
+                pip_requirements=model_requirements(),
             )
         version = str(info.registered_model_version)
         mlflow.set_tags({"registered_version": version, "mlflow.runName": f"{purpose} v{version}"})
@@ -488,6 +489,27 @@ def train(
         split_used,
         yard.describe(),
     )
+
+
+MODEL_PACKAGES = (
+    "nba-engine", "mlflow", "lightgbm", "numba", "numpy", "pandas", "pyarrow", "scikit-learn",
+    "scipy", "pyyaml",
+)  # fmt: skip
+"""What loading the registered policy imports. Named, not inferred: MLflow's inference
+loads the model in a subprocess (5 s of every training run) and missed lightgbm and numba."""
+
+
+def model_requirements() -> list[str]:
+    """The registered model's pip requirements, pinned to the versions it was trained with."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pinned = []
+    for name in MODEL_PACKAGES:
+        try:
+            pinned.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:  # e.g. the engine run from a source tree
+            pinned.append(name)
+    return pinned
 
 
 def prior_reasons(model: ResponseModel, catalog: Catalog) -> list[str]:
@@ -545,7 +567,7 @@ def _truth_evaluation(
     ).df()
     frame = policy_input(dataset, contacts)
     batch = contacts_from_frame(frame, policy.catalog)
-    scores, _ = policy.score(batch)
+    scores = policy.score(batch)
     truth = pd.read_parquet(truth_file)
     result = evaluate_against_truth(
         scores,

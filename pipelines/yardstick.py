@@ -173,7 +173,7 @@ def measure(yardstick: Yardstick, policy: Policy) -> tuple[dict[str, float], str
     note = None
     if yardstick.contacts is not None and yardstick.truth is not None:
         batch = contacts_from_frame(yardstick.contacts, catalog)
-        scores, _ = policy.score(batch)
+        scores = policy.score(batch)
         try:
             truth = evaluate_against_truth(
                 scores, catalog, yardstick.contacts["contact_id"].astype(str).tolist(),

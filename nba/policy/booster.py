@@ -81,7 +81,7 @@ def fit_booster(
     xt, yt, xv, yv, xc, yc = slices
     cats = [MODEL_COLUMNS.index(c) for c in CATEGORICAL_COLUMNS]
 
-    def dataset(x: np.ndarray, y: np.ndarray) -> lgb.Dataset:
+    def dataset(x: np.ndarray | list[np.ndarray], y: np.ndarray) -> lgb.Dataset:
         return lgb.Dataset(x, y, feature_name=list(MODEL_COLUMNS), categorical_feature=cats)
 
     train = dataset(xt, yt)
@@ -98,7 +98,7 @@ def fit_booster(
         # the newest pre-calibration data also shapes the trees.
         booster = lgb.train(
             params,
-            dataset(np.vstack([xt, xv]), np.concatenate([yt, yv])),
+            dataset([xt, xv], np.concatenate([yt, yv])),  # a list: no stacked copy
             num_boost_round=rounds,
         )
     raw = np.asarray(booster.predict(xc, raw_score=True, num_iteration=rounds), dtype=float)

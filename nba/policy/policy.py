@@ -245,22 +245,29 @@ class Policy:
             out[contacts.cold] = 0.0
         return np.asarray(out, dtype=float)
 
-    def score(self, contacts: Contacts) -> tuple[Scores, np.ndarray]:
+    def score(self, contacts: Contacts) -> Scores:
         """Propensity, value and rules for every contact x action (one ``predict``).
 
-        Returns the scores and the design matrix (rows contact-major). Evaluation needs
-        every propensity; ranking uses :meth:`rank`, which scores only the candidates.
+        Evaluation needs every propensity; ranking uses :meth:`rank`, which scores only the
+        candidates.
         """
         n, k = len(contacts), len(self.catalog.actions)
+        who, act = np.divmod(np.arange(n * k), k)
+        # Rows sorted by family: each family model scores a slice, not a copy of its rows.
+        by_family = np.argsort(self._family_code[act], kind="stable")
+        who, act = who[by_family], act[by_family]
         x = candidate_rows(
             contacts.profile_x,
             channel_codes(contacts.channel),
             reason_codes(contacts.reason),
             self.catalog,
+            action_index=act,
+            contact_index=who,
         )
-        p = self.model.predict_proba(x).reshape(n, k) if n else np.empty((0, k))
-        change = self._change(contacts, p, np.repeat(np.arange(n), k), np.tile(np.arange(k), n))
-        return self._arbitrate(contacts, p, change), x
+        p = np.empty((n, k))
+        p[who, act] = self.model.predict_proba(x) if n else np.empty(0)
+        change = self._change(contacts, p, who, act)
+        return self._arbitrate(contacts, p, change)
 
     def _arbitrate(
         self,

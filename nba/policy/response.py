@@ -135,9 +135,11 @@ class ResponseModel:
                 fitted = self._fit_family(*parts[0], *parts[1], *parts[2])
                 if fitted is not None:
                     self.models_[code] = fitted
-        x_all = np.vstack([x_train, x_valid, x_calib])
+        # Columns of all rows, not a stacked copy of them (a large log is gigabytes).
+        xs = (x_train, x_valid, x_calib)
         y_all = np.concatenate([y_train, y_valid, y_calib])
-        actions = x_all[:, ACTION_COLUMN].astype(int)
+        actions = np.concatenate([x[:, ACTION_COLUMN] for x in xs]).astype(int)
+        family_of_row = np.concatenate([x[:, FAMILY_COLUMN] for x in xs])
         n = np.bincount(actions, minlength=len(families))
         self.linear_: dict[int, LinearFamilyModel] = {}
         if self.linear:
@@ -145,10 +147,11 @@ class ResponseModel:
                 mine = [j for j, f in enumerate(families) if FAMILIES.index(f) == code]
                 if not mine or (code in self.models_ and n[mine].min() >= self.min_evidence):
                     continue  # boosted, and every action has evidence: no linear model needed
-                rows = x_all[:, FAMILY_COLUMN] == code
+                rows = family_of_row == code
                 if enough(y_all[rows]):
+                    x_family = np.vstack([x[x[:, FAMILY_COLUMN] == code] for x in xs])
                     self.linear_[code] = LinearFamilyModel.fit(
-                        x_all[rows], y_all[rows], len(families)
+                        x_family, y_all[rows], len(families)
                     )
         self.evidence_ = self._evidence(actions, y_all, families)
         self._answered_by = self._answers()

@@ -104,7 +104,7 @@ class UpliftModel:
         """
         cats = [MODEL_COLUMNS.index(c) for c in CATEGORICAL_COLUMNS]
 
-        def dataset(x: np.ndarray, y: np.ndarray) -> lgb.Dataset:
+        def dataset(x: np.ndarray | list[np.ndarray], y: np.ndarray) -> lgb.Dataset:
             return lgb.Dataset(x, y, feature_name=list(MODEL_COLUMNS), categorical_feature=cats)
 
         train = dataset(x_train, y_train)
@@ -124,7 +124,7 @@ class UpliftModel:
         )
         self.booster_ = lgb.train(
             self.params(),
-            dataset(np.vstack([x_train, x_valid]), np.concatenate([y_train, y_valid])),
+            dataset([x_train, x_valid], np.concatenate([y_train, y_valid])),  # no stacked copy
             num_boost_round=rounds,
         )
         self.rounds_ = rounds

@@ -59,7 +59,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _propensities(policy: Policy, frame: pd.DataFrame) -> np.ndarray:
-    scores, _ = policy.score(contacts_from_frame(frame, policy.catalog))
+    scores = policy.score(contacts_from_frame(frame, policy.catalog))
     return scores.propensity
 
 

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -159,6 +160,10 @@ def test_pyfunc_from_the_registry_ranks_like_the_in_process_policy(
     assert len(got) > 0
     assert got == expected
     assert set(served["model_version"]) == {"1"}
+    # What loading it needs is named, pinned to this environment's versions.
+    needs = Path(mlflow.artifacts.download_artifacts(ref.uri + "/requirements.txt"))
+    pinned = dict(line.split("==") for line in needs.read_text().split())
+    assert pinned["lightgbm"] == lgb.__version__ and "numba" in pinned
 
 
 def test_a_second_version_is_not_champion_until_promoted(trained: dict[str, Any]) -> None:

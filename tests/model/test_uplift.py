@@ -50,7 +50,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     inputs = policy_input(ds, contacts)
     ds.close()
     policy = Policy(catalog, model, uplift=uplift)
-    scores, _ = policy.score(contacts_from_frame(inputs, catalog))
+    scores = policy.score(contacts_from_frame(inputs, catalog))
     return {"policy": policy, "inputs": inputs, "scores": scores, "dir": out}
 
 
