@@ -15,8 +15,9 @@ level shrunk toward the family's; so do the actions of a boosted family tried fe
 either a flat prior or the pooled booster over all families that it replaced.
 
 Each booster stops early on a later time slice, is refit on train + valid with the
-chosen number of rounds, and is calibrated by Platt scaling on a later slice still: a
-monotone map, so it keeps the model's order and its ``pred_contrib`` explanations valid.
+chosen number of rounds (on up to ``REFIT_MAX_ROWS`` training rows), and is calibrated
+by Platt scaling on a later slice still: a monotone map, so it keeps the model's order
+and its ``pred_contrib`` explanations valid.
 Only an action whose family has too few decisions even for the linear model
 (:func:`nba.policy.linear.enough`) falls back to a Beta posterior around the family's
 acceptance rate, and says so. Models saved with the earlier pooled booster still load."""

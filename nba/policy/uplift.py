@@ -33,7 +33,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from nba.policy.booster import booster_params
+from nba.policy.booster import booster_params, refits
 from nba.policy.design import CATEGORICAL_COLUMNS, MODEL_COLUMNS, PER_ACTION_COLUMNS
 from nba.policy.forest import Forest, compile_forest
 from nba.profiles import NUMERIC_FEATURE_NAMES
@@ -97,7 +97,8 @@ class UpliftModel:
         y_valid: np.ndarray,
         horizon_months: float,
     ) -> UpliftModel:
-        """Fit on ``train``, stop early on ``valid`` (later in time), then refit on both.
+        """Fit on ``train``, stop early on ``valid`` (later in time), then refit on both
+        (up to :data:`nba.policy.booster.REFIT_MAX_ROWS` training rows).
 
         ``x_*``: rows of :func:`nba.policy.design.branch_rows`; ``y_*``: the share of the
         horizon's revenue kept, in [0, 1], shape ``(n,)``.
@@ -122,11 +123,13 @@ class UpliftModel:
             float(np.sqrt(np.mean((pred - y_valid) ** 2))),
             float(np.sqrt(np.mean((y_train.mean() - y_valid) ** 2))),
         )
-        self.booster_ = lgb.train(
-            self.params(),
-            dataset([x_train, x_valid], np.concatenate([y_train, y_valid])),  # no stacked copy
-            num_boost_round=rounds,
-        )
+        self.booster_ = booster
+        if refits(len(y_train)):
+            self.booster_ = lgb.train(
+                self.params(),
+                dataset([x_train, x_valid], np.concatenate([y_train, y_valid])),  # no copy
+                num_boost_round=rounds,
+            )
         self.rounds_ = rounds
         self.horizon_months_ = float(horizon_months)
         self._forest = None
