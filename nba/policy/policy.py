@@ -252,8 +252,18 @@ class Policy:
         candidates.
         """
         n, k = len(contacts), len(self.catalog.actions)
-        who, act = np.divmod(np.arange(n * k), k)
-        # Rows sorted by family: each family model scores a slice, not a copy of its rows.
+        who, act, x = self._rows_by_family(contacts, *np.divmod(np.arange(n * k), k))
+        p = np.empty((n, k))
+        p[who, act] = self.model.predict_proba(x) if n else np.empty(0)
+        change = self._change(contacts, p, who, act)
+        return self._arbitrate(contacts, p, change)
+
+    def _rows_by_family(
+        self, contacts: Contacts, who: np.ndarray, act: np.ndarray, scratch: Scratch | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The design rows of (contact ``who[r]``, action ``act[r]``) sorted by family, so
+        each family model scores a slice, not a copy of its rows; and ``who``, ``act`` in
+        that order."""
         by_family = np.argsort(self._family_code[act], kind="stable")
         who, act = who[by_family], act[by_family]
         x = candidate_rows(
@@ -263,11 +273,9 @@ class Policy:
             self.catalog,
             action_index=act,
             contact_index=who,
+            scratch=scratch,
         )
-        p = np.empty((n, k))
-        p[who, act] = self.model.predict_proba(x) if n else np.empty(0)
-        change = self._change(contacts, p, who, act)
-        return self._arbitrate(contacts, p, change)
+        return who, act, x
 
     def _arbitrate(
         self,
@@ -312,17 +320,7 @@ class Policy:
         net = money[0]
         worth = (net > 0) if self.uplift is None else np.isfinite(net)
         who, act = np.nonzero((sc.status == OK) & worth)
-        by_family = np.argsort(self._family_code[act], kind="stable")
-        who, act = who[by_family], act[by_family]
-        x = candidate_rows(
-            contacts.profile_x,
-            channel_codes(contacts.channel),
-            reason_codes(contacts.reason),
-            self.catalog,
-            action_index=act,
-            contact_index=who,
-            scratch=_CANDIDATE_ROWS,
-        )
+        who, act, x = self._rows_by_family(contacts, who, act, scratch=_CANDIDATE_ROWS)
         p = np.full((n, k), np.nan)
         if who.size:
             p[who, act] = self.model.predict_proba(x)
