@@ -35,12 +35,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import cast
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.truth_models import TrueRates  # noqa: E402
 
 DECISIONS_PER_CUSTOMER_YEAR = 4.3
 SIZES = (2_000, 5_000, 10_000, 25_000, 100_000, 500_000)
@@ -66,20 +72,6 @@ def main() -> None:
                     f"{row['seconds']:>5.1f}",
                     flush=True,
                 )
-
-
-class TrueRates:
-    """The simulator's true acceptance probabilities as a response model, for rows built
-    contact-major over every catalog action (as ``Policy.score`` builds them)."""
-
-    def __init__(self, p: np.ndarray, prior: np.ndarray) -> None:
-        self.p, self.prior = p, prior
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return self.p.ravel().copy()
-
-    def prior_rates(self) -> np.ndarray:
-        return self.prior
 
 
 def run_world(data: Path, size: int, seed: int) -> list[dict[str, float | int | str]]:
