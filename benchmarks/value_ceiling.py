@@ -66,12 +66,21 @@ def main() -> None:
     if not (data / "truth" / "expected_value.parquet").is_file():
         print(f"{data} has no simulator truth: run `make demo` or `nba simulate` first")
         raise SystemExit(2)
+    if not (args.home / "mlflow.db").is_file():  # resolving would create an empty registry
+        print(f"{args.home} holds no trained workspace: run `make demo` or `nba train` first")
+        raise SystemExit(2)
     os.environ["NBA_HOME"] = str(args.home.resolve())
     # Feast adds warning filters on import: route warnings to a silent logger instead.
     logging.captureWarnings(True)
     logging.getLogger("py.warnings").addHandler(logging.NullHandler())
     logging.getLogger("py.warnings").propagate = False
-    run(data, args.folds)
+    from nba.exceptions import NBAError
+
+    try:
+        run(data, args.folds)
+    except NBAError as exc:  # no champion in the workspace, an unreadable world
+        print(exc)
+        raise SystemExit(2) from None
 
 
 def run(data: Path, folds: int) -> None:
